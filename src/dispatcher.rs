@@ -1,0 +1,146 @@
+//! The central thread: the only owner of routing state.
+//!
+//! It knows every connection thread by id and routes the application's commands to
+//! their bounded outbound queues. It never blocks: a full queue means a slow client,
+//! which is closed (1013) and counted instead of waited for.
+//!
+//! Events do not pass through here. Each connection thread sends its own `Open`,
+//! `Message` and `Close` events straight to the application's bounded channel, which
+//! keeps them in order per connection and lets a slow application push back on the
+//! clients (through TCP) without ever stalling the dispatcher.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tungstenite::Message as WsMessage;
+
+use crate::stats::{bump, Counters};
+use crate::wait::Waker;
+use crate::ConnectionId;
+
+/// What the dispatcher is asked to do, by the acceptor, connection threads and handles.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A connection thread is starting; route to it from now on (once open).
+    Register { id: ConnectionId, link: Link },
+    /// Its WebSocket handshake succeeded: it may receive messages.
+    Opened { id: ConnectionId },
+    /// Its thread is ending: forget it.
+    Unregister { id: ConnectionId },
+    /// Queue a message for one connection.
+    Send { id: ConnectionId, message: WsMessage },
+    /// Queue a message for every open connection (the payload is shared, not copied).
+    Broadcast { message: WsMessage },
+    /// Ask one connection to close with this code and reason.
+    Close { id: ConnectionId, code: u16, reason: String },
+    /// Close every connection with 1001 and stop.
+    Shutdown,
+}
+
+/// The dispatcher's line to one connection thread.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) outbox: Sender<WsMessage>,
+    pub(crate) control: Arc<Control>,
+}
+
+/// Signals to a connection thread that do not queue behind its messages.
+#[derive(Debug)]
+pub(crate) struct Control {
+    pub(crate) waker: Waker,
+    close: Mutex<Option<(u16, String)>>,
+}
+
+impl Control {
+    pub(crate) fn new(waker: Waker) -> Control {
+        Control { waker, close: Mutex::new(None) }
+    }
+
+    /// Asks the connection to close. The first request wins; returns whether this was it.
+    pub(crate) fn request_close(&self, code: u16, reason: &str) -> bool {
+        let mut close = self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first = close.is_none();
+        if first {
+            *close = Some((code, reason.to_owned()));
+        }
+        drop(close);
+        self.waker.wake();
+        first
+    }
+
+    /// Takes a pending close request, if any.
+    pub(crate) fn take_close_request(&self) -> Option<(u16, String)> {
+        self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+
+    /// Whether a close was requested (without taking it).
+    pub(crate) fn close_requested(&self) -> bool {
+        self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+    }
+}
+
+struct Entry {
+    link: Link,
+    open: bool,
+}
+
+/// Runs the dispatcher until [`Command::Shutdown`] (or until every sender is gone).
+pub(crate) fn run(commands: Receiver<Command>, stats: Arc<Counters>) {
+    let mut conns: HashMap<ConnectionId, Entry> = HashMap::new();
+    for command in commands {
+        match command {
+            Command::Register { id, link } => {
+                conns.insert(id, Entry { link, open: false });
+            }
+            Command::Opened { id } => {
+                if let Some(entry) = conns.get_mut(&id) {
+                    entry.open = true;
+                }
+            }
+            Command::Unregister { id } => {
+                conns.remove(&id);
+            }
+            Command::Send { id, message } => match conns.get(&id) {
+                Some(entry) if entry.open => deliver(id, entry, message, &stats),
+                _ => {
+                    bump(&stats.dropped);
+                    log::debug!("{id}: not open; message dropped");
+                }
+            },
+            Command::Broadcast { message } => {
+                for (id, entry) in conns.iter().filter(|(_, e)| e.open) {
+                    deliver(*id, entry, message.clone(), &stats);
+                }
+            }
+            Command::Close { id, code, reason } => match conns.get(&id) {
+                Some(entry) => {
+                    entry.link.control.request_close(code, &reason);
+                }
+                None => log::debug!("{id}: close requested, but it is already gone"),
+            },
+            Command::Shutdown => {
+                for entry in conns.values() {
+                    entry.link.control.request_close(1001, "server shutting down");
+                }
+                log::debug!("dispatcher: asked {} connections to close", conns.len());
+                break;
+            }
+        }
+    }
+}
+
+/// Queues without waiting; a full queue closes the slow client.
+fn deliver(id: ConnectionId, entry: &Entry, message: WsMessage, stats: &Counters) {
+    match entry.link.outbox.try_send(message) {
+        Ok(()) => entry.link.control.waker.wake(),
+        Err(TrySendError::Full(_)) => {
+            bump(&stats.dropped);
+            if entry.link.control.request_close(1013, "slow consumer: outbound queue full") {
+                bump(&stats.slow_consumer_closes);
+                log::warn!("{id}: outbound queue full (client reads too slowly); closing it with 1013");
+            }
+        }
+        Err(TrySendError::Disconnected(_)) => bump(&stats.dropped),
+    }
+}

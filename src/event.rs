@@ -1,0 +1,180 @@
+//! What the application receives: [`Event`]s about connections, carrying [`Message`]s.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::Error;
+
+/// Identifies one client connection for the lifetime of the server.
+///
+/// Ids are assigned in accept order and never reused, so a stale id can never address
+/// a newer connection by accident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub(crate) u64);
+
+impl ConnectionId {
+    /// The id as a number (the same number the logs show).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// A WebSocket data message: the unit the application sends and receives.
+///
+/// Control frames (ping, pong, close) are handled by the connection thread and never
+/// appear here; fragmented messages arrive reassembled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A text message (opcode 0x1); always valid UTF-8.
+    Text(String),
+    /// A binary message (opcode 0x2).
+    Binary(Vec<u8>),
+}
+
+impl Message {
+    /// The payload length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Message::Text(text) => text.len(),
+            Message::Binary(data) => data.len(),
+        }
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload as bytes, whatever the kind.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(data) => data,
+        }
+    }
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Message::Text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Message::Text(text.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Self {
+        Message::Binary(data)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Self {
+        Message::Binary(data.to_vec())
+    }
+}
+
+/// What is known about a connection once its WebSocket handshake has succeeded.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The connection's id.
+    pub id: ConnectionId,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The request target of the Upgrade request: path and query, e.g. `/chat?room=1`.
+    pub path: String,
+    /// The subprotocol both sides agreed on (`Sec-WebSocket-Protocol`), if any.
+    pub subprotocol: Option<String>,
+    /// The host name the client asked for in TLS (SNI), if it sent one.
+    pub server_name: Option<String>,
+    /// The negotiated TLS version, e.g. `TLSv1.3`.
+    pub tls_version: String,
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client started the close handshake with this code and reason
+    /// (1005, "No Status Received", when its Close frame carried no code).
+    Client {
+        /// The close code the client sent (RFC 6455 §7.4).
+        code: u16,
+        /// The reason text the client sent, possibly empty.
+        reason: String,
+    },
+    /// The server started the close handshake: the application closed the connection,
+    /// the server shut down (1001), or the client broke a rule (1002 protocol error,
+    /// 1007 invalid UTF-8, 1009 message too big, 1013 slow consumer, ...).
+    Server {
+        /// The close code the server sent.
+        code: u16,
+        /// The reason text the server sent.
+        reason: String,
+    },
+    /// The connection ended without a close handshake: reset, lost, or timed out.
+    Error(Error),
+}
+
+impl CloseReason {
+    /// The close code sent in the close handshake, if there was one.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            CloseReason::Client { code, .. } | CloseReason::Server { code, .. } => Some(*code),
+            CloseReason::Error(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Client { code, reason } => write!(f, "closed by client: {code} {reason:?}"),
+            CloseReason::Server { code, reason } => write!(f, "closed by server: {code} {reason:?}"),
+            CloseReason::Error(e) => write!(f, "connection lost: {e}"),
+        }
+    }
+}
+
+/// Something that happened on a connection, in the order it happened.
+///
+/// For each connection the application sees exactly one `Open`, then any number of
+/// `Message`s, then exactly one `Close`. Connections that fail before the WebSocket
+/// handshake completes produce no events (they are logged and counted in
+/// [`Stats`](crate::Stats)).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A client completed the TLS and WebSocket handshakes.
+    Open {
+        /// The new connection.
+        conn: ConnectionId,
+        /// Where it comes from and what it asked for.
+        info: ConnectionInfo,
+    },
+    /// A client sent a data message.
+    Message {
+        /// The sender.
+        conn: ConnectionId,
+        /// The message, reassembled if it was fragmented.
+        message: Message,
+    },
+    /// A connection ended; its thread is finishing and the id is no longer routable.
+    Close {
+        /// The connection that ended.
+        conn: ConnectionId,
+        /// Who closed it and why.
+        reason: CloseReason,
+    },
+}

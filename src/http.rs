@@ -1,0 +1,256 @@
+//! The HTTP/1.1 Upgrade handshake (RFC 6455 §4), done by hand so every step is visible.
+//!
+//! Pure functions over bytes: the connection thread reads the request head, this module
+//! decides, and the connection thread writes the response it returns.
+
+/// The most header lines a request head may have; more gets HTTP 431.
+pub(crate) const MAX_HEADERS: usize = 32;
+
+/// The GUID every WebSocket server appends to the client's key (RFC 6455 §1.3).
+const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// A request the server accepts: what the 101 response needs and what the app learns.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Upgrade {
+    /// The request target, path and query.
+    pub(crate) path: String,
+    /// `Sec-WebSocket-Accept`: proof that we read this client's key.
+    pub(crate) accept: String,
+    /// The subprotocol selected from the client's offer, if any.
+    pub(crate) subprotocol: Option<String>,
+}
+
+/// A request the server refuses, and the HTTP status that says why.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Reject {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+}
+
+impl Reject {
+    fn new(status: u16, reason: impl Into<String>) -> Reject {
+        Reject { status, reason: reason.into() }
+    }
+}
+
+/// The length of the request head (through the blank line), once it is all in `buf`.
+pub(crate) fn head_len(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Checks a complete request head against RFC 6455 §4.2.1 and decides.
+pub(crate) fn parse_upgrade(head: &[u8], subprotocols: &[String]) -> Result<Upgrade, Reject> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(Reject::new(400, "incomplete request head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Reject::new(431, format!("more than {MAX_HEADERS} header lines")))
+        }
+        Err(e) => return Err(Reject::new(400, format!("malformed request: {e}"))),
+    }
+    // §4.2.1 (1): an HTTP/1.1 or higher GET request.
+    if request.method != Some("GET") {
+        return Err(Reject::new(405, "a WebSocket handshake is a GET request"));
+    }
+    if request.version != Some(1) {
+        return Err(Reject::new(400, "a WebSocket handshake needs HTTP/1.1"));
+    }
+    let path = request.path.unwrap_or("/").to_owned();
+    let headers = request.headers;
+    // §4.2.1 (2): a Host header.
+    if header(headers, "host").is_none() {
+        return Err(Reject::new(400, "missing Host header"));
+    }
+    // §4.2.1 (3), (4): `Upgrade: websocket` and `Connection: Upgrade` (token lists).
+    if !has_token(headers, "upgrade", "websocket") {
+        return Err(Reject::new(426, "this is a WebSocket endpoint: the request has no `Upgrade: websocket`"));
+    }
+    if !has_token(headers, "connection", "upgrade") {
+        return Err(Reject::new(400, "missing `Connection: Upgrade`"));
+    }
+    // §4.2.1 (6): version 13; anything else gets 426 naming the version we speak (§4.4).
+    match header(headers, "sec-websocket-version") {
+        Some("13") => {}
+        Some(other) => return Err(Reject::new(426, format!("unsupported Sec-WebSocket-Version {other:?}"))),
+        None => return Err(Reject::new(400, "missing Sec-WebSocket-Version")),
+    }
+    // §4.2.1 (5): a key that is 16 random bytes in base64.
+    let key = header(headers, "sec-websocket-key").ok_or_else(|| Reject::new(400, "missing Sec-WebSocket-Key"))?;
+    if !is_base64_of_16_bytes(key) {
+        return Err(Reject::new(400, "Sec-WebSocket-Key is not 16 bytes in base64"));
+    }
+    Ok(Upgrade { path, accept: accept_key(key), subprotocol: select_subprotocol(headers, subprotocols) })
+}
+
+/// `Sec-WebSocket-Accept` = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2, step 5.4).
+pub(crate) fn accept_key(key: &str) -> String {
+    let mut sha1 = sha1_smol::Sha1::new();
+    sha1.update(key.as_bytes());
+    sha1.update(WEBSOCKET_GUID.as_bytes());
+    base64(&sha1.digest().bytes())
+}
+
+/// The server's preference decides: the first of ours the client also offered.
+fn select_subprotocol(headers: &[httparse::Header<'_>], ours: &[String]) -> Option<String> {
+    let offered: Vec<&str> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .flat_map(|v| v.split(',').map(str::trim))
+        .collect();
+    ours.iter().find(|p| offered.contains(&p.as_str())).cloned()
+}
+
+/// The 101 response that completes the handshake (RFC 6455 §4.2.2, step 5).
+pub(crate) fn switching_protocols(upgrade: &Upgrade) -> String {
+    let mut response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n",
+        upgrade.accept
+    );
+    if let Some(protocol) = &upgrade.subprotocol {
+        response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+    }
+    response.push_str("\r\n");
+    response
+}
+
+/// A short plain-text error response; the connection closes after it.
+pub(crate) fn error_response(reject: &Reject) -> String {
+    let body = format!("{} {}\n", reject.status, reject.reason);
+    // §4.4: a 426 for a wrong version lists the versions we support.
+    let extra = if reject.status == 426 { "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" } else { "" };
+    format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\n{extra}\r\n{body}",
+        reject.status,
+        status_text(reject.status),
+        body.len()
+    )
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+fn header<'h>(headers: &'h [httparse::Header<'_>], name: &str) -> Option<&'h str> {
+    let found = headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
+    std::str::from_utf8(found.value).ok().map(str::trim)
+}
+
+/// Whether any `name` header contains `token` in its comma-separated list.
+fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+fn is_base64_of_16_bytes(key: &str) -> bool {
+    // 16 bytes encode to 22 significant characters and "==" padding.
+    let b = key.as_bytes();
+    b.len() == 24 && b[22..] == *b"==" && b[..22].iter().all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "GET /chat?x=1 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+        Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n\r\n";
+
+    #[test]
+    fn accept_key_matches_rfc_example() {
+        // RFC 6455 §1.3 works this exact example.
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn base64_pads() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn good_request_is_accepted_with_server_preference() {
+        let ours = vec!["superchat".to_owned(), "chat".to_owned()];
+        let up = parse_upgrade(GOOD.as_bytes(), &ours).unwrap();
+        assert_eq!(up.path, "/chat?x=1");
+        assert_eq!(up.subprotocol.as_deref(), Some("superchat"));
+        let response = switching_protocols(&up);
+        assert!(response.starts_with("HTTP/1.1 101 "));
+        assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(response.contains("Sec-WebSocket-Protocol: superchat\r\n"));
+        assert!(response.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn no_common_subprotocol_selects_none() {
+        let up = parse_upgrade(GOOD.as_bytes(), &["mqtt".to_owned()]).unwrap();
+        assert_eq!(up.subprotocol, None);
+        assert!(!switching_protocols(&up).contains("Sec-WebSocket-Protocol"));
+    }
+
+    #[test]
+    fn refusals_carry_the_right_status() {
+        let status = |req: &str| parse_upgrade(req.as_bytes(), &[]).unwrap_err().status;
+        assert_eq!(status(&GOOD.replace("GET", "POST")), 405);
+        assert_eq!(status(&GOOD.replace("HTTP/1.1", "HTTP/1.0")), 400);
+        assert_eq!(status(&GOOD.replace("Host: localhost\r\n", "")), 400);
+        assert_eq!(status(&GOOD.replace("Upgrade: websocket\r\n", "")), 426);
+        assert_eq!(status(&GOOD.replace("keep-alive, Upgrade", "keep-alive")), 400);
+        assert_eq!(status(&GOOD.replace("Version: 13", "Version: 8")), 426);
+        assert_eq!(status(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "short")), 400);
+        assert_eq!(status("\x16\x03\x01garbage\r\n\r\n"), 400);
+        let many: String = (0..40).map(|i| format!("X-{i}: y\r\n")).collect();
+        assert_eq!(status(&GOOD.replace("Host: localhost\r\n", &format!("Host: a\r\n{many}"))), 431);
+    }
+
+    #[test]
+    fn error_response_is_complete_http() {
+        let response = error_response(&Reject::new(426, "unsupported"));
+        assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(response.contains("Sec-WebSocket-Version: 13\r\n"));
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+
+    #[test]
+    fn head_len_finds_the_blank_line() {
+        assert_eq!(head_len(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
+        assert_eq!(head_len(b"GET / HTTP/1.1\r\n"), None);
+    }
+}

@@ -1,0 +1,99 @@
+//! # tinywss
+//!
+//! A small WebSocket Secure (`wss://`) server for plain, synchronous Rust programs:
+//! no async runtime, a few threads, bounded memory.
+//!
+//! ## Design overview
+//!
+//! ```text
+//!  std::net::TcpListener
+//!         │ accept (acceptor thread; enforces max_connections)
+//!         ▼
+//!  one thread per client ("tinywss-conn-<id>", small stack)
+//!    TLS handshake (rustls)   ─┐ one deadline for both
+//!    HTTP/1.1 Upgrade         ─┘
+//!    frame loop (tungstenite): poll(socket, waker, timers)
+//!         │ Event                                   ▲ Message (bounded queue per client)
+//!         │ (bounded channel, in order per client)  │ + waker
+//!         ▼                                         │
+//!  the application ── Handle::send/broadcast/close ──► dispatcher thread
+//!  (Server::events)                                    (owns the registry of connections)
+//! ```
+//!
+//! Each client thread sleeps in `poll(2)` until its socket has bytes, the application
+//! queues a message for it, or a timer (handshake deadline, keepalive ping, close
+//! timeout) is due: an idle connection costs no CPU. Everything that can grow is bounded:
+//! the events channel, each client's outbound queue, message and frame sizes, the number
+//! of connections. What does not fit is refused or dropped, and counted in [`Stats`].
+//!
+//! ## Quick start
+//!
+//! An echo server:
+//!
+//! ```no_run
+//! use tinywss::{Config, Event, Server};
+//!
+//! let config = Config::builder()
+//!     .bind("127.0.0.1:8443")
+//!     .tls_pem_files("certs/server.pem", "certs/server.key")
+//!     .build()?; // certificate problems surface here, naming the file
+//! let server = Server::bind(config)?;
+//! let handle = server.handle(); // Clone + Send + Sync: give it to any thread
+//! for event in server.events() {
+//!     match event {
+//!         Event::Open { conn, info } => println!("{conn} from {}", info.peer),
+//!         Event::Message { conn, message } => handle.send(conn, message)?,
+//!         Event::Close { conn, reason } => println!("{conn}: {reason}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok::<(), tinywss::Error>(())
+//! ```
+//!
+//! ## Threads and shutdown
+//!
+//! [`Server::bind`] starts an acceptor thread and a dispatcher thread; each client gets
+//! its own thread. [`Server::events`] is a crossbeam `Receiver`, so the application can
+//! `select!` it together with its own channels. [`Handle::shutdown`] (or dropping the
+//! [`Server`]) closes every client with 1001 and joins all threads within the shutdown
+//! timeout; the events channel then ends.
+//!
+//! ## Logging
+//!
+//! tinywss logs through the `log` crate and installs no logger. No level ever shows a
+//! private key or a message payload.
+//!
+//! | level | what |
+//! |---|---|
+//! | `error` | the acceptor stopped working |
+//! | `warn`  | a development certificate in use, slow clients closed, accept failures |
+//! | `info`  | server start and shutdown |
+//! | `debug` | each connection: TLS version and cipher suite, Upgrade, open, close and why |
+//! | `trace` | each message and control frame: kind and length |
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod config;
+mod connection;
+mod dispatcher;
+mod error;
+mod event;
+mod handle;
+mod http;
+mod server;
+mod stats;
+mod stream;
+mod tls;
+mod wait;
+
+pub use config::{Config, ConfigBuilder};
+pub use error::Error;
+pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};
+pub use handle::Handle;
+pub use server::Server;
+pub use stats::Stats;
+
+/// The README's examples compile (checked by `cargo test`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

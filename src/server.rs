@@ -1,0 +1,247 @@
+//! [`Server::bind`]: the listening socket, the acceptor thread and the dispatcher thread.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::connection::{self, Connection, Context};
+use crate::dispatcher::{self, Command, Control, Link};
+use crate::handle::{Handle, Shared, Threads};
+use crate::stats::{bump, Counters};
+use crate::stream::would_block;
+use crate::wait::{wait, Waker};
+use crate::{Config, ConnectionId, Error, Event};
+
+/// How many commands (sends, broadcasts, closes) may wait for the dispatcher. It never
+/// blocks, so this only absorbs bursts.
+const COMMAND_QUEUE: usize = 1024;
+
+/// A running WSS server: its threads are started by [`Server::bind`].
+///
+/// Read what happens from [`events`](Server::events); act through a [`Handle`]. Dropping
+/// the `Server` shuts it down (see [`Handle::shutdown`]).
+///
+/// ```no_run
+/// let config = tinywss::Config::builder()
+///     .bind("127.0.0.1:0")
+///     .tls_pem_files("certs/server.pem", "certs/server.key")
+///     .build()?;
+/// let server = tinywss::Server::bind(config)?;
+/// println!("listening on wss://localhost:{}/", server.local_addr().port());
+/// # Ok::<(), tinywss::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    handle: Handle,
+    events: Receiver<Event>,
+}
+
+impl Server {
+    /// Binds the listening socket and starts the acceptor and dispatcher threads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] when the address cannot be bound; [`Error::Io`] when a thread or
+    /// a waker cannot be created.
+    pub fn bind(config: Config) -> Result<Server, Error> {
+        let Config { bind, tls, limits } = config;
+        let listener = TcpListener::bind(&bind).map_err(|source| Error::Bind { addr: bind.clone(), source })?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+
+        let stats = Arc::new(Counters::default());
+        let (events_tx, events) = bounded(limits.events_capacity);
+        let (commands, commands_rx) = bounded(COMMAND_QUEUE);
+        let (shutdown_signal, shutdown) = bounded(0);
+        let (alive, alive_rx) = bounded(0);
+        let shutdown_timeout = limits.shutdown_timeout;
+        let context = Arc::new(Context {
+            limits,
+            tls,
+            events: events_tx,
+            commands: commands.clone(),
+            stats: Arc::clone(&stats),
+            shutdown,
+        });
+
+        let dispatcher_stats = Arc::clone(&stats);
+        let dispatcher = spawn("tinywss-dispatch", move || dispatcher::run(commands_rx, dispatcher_stats))?;
+        let acceptor = Acceptor {
+            listener,
+            waker: Arc::new(Waker::new()?),
+            stop: Arc::new(AtomicBool::new(false)),
+            context,
+            alive,
+            next_id: 1,
+        };
+        let (acceptor_waker, stop) = (Arc::clone(&acceptor.waker), Arc::clone(&acceptor.stop));
+        let acceptor = spawn("tinywss-accept", move || acceptor.run())?;
+        log::info!("listening on {local_addr} (wss://)");
+
+        let threads = Threads { acceptor, dispatcher, shutdown_signal, alive: alive_rx };
+        let shared = Shared {
+            commands,
+            stats,
+            local_addr,
+            acceptor_waker,
+            stop,
+            threads: Mutex::new(Some(threads)),
+            shutdown_timeout,
+        };
+        Ok(Server { handle: Handle::new(shared), events })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// The events of every connection, in order per connection.
+    ///
+    /// A crossbeam [`Receiver`]: iterate it, `recv_timeout` it, or `select!` it together
+    /// with the application's own channels. It disconnects (iteration ends) once the
+    /// server has shut down and every connection thread has finished.
+    pub fn events(&self) -> Receiver<Event> {
+        self.events.clone()
+    }
+
+    /// A handle to send, broadcast, close and shut down, from any thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Err(e) = self.handle.shutdown() {
+            log::warn!("{e}");
+        }
+    }
+}
+
+fn spawn<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> Result<JoinHandle<T>, Error> {
+    Ok(thread::Builder::new().name(name.into()).spawn(body)?)
+}
+
+/// The acceptor thread: takes new clients, enforces the connection limit, starts threads.
+struct Acceptor {
+    listener: TcpListener,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    context: Arc<Context>,
+    /// Cloned into every connection thread; the receiver sees it disconnect when all end.
+    alive: Sender<()>,
+    next_id: u64,
+}
+
+impl Acceptor {
+    /// Accepts until stopped; returns the connection threads that may still be running.
+    fn run(mut self) -> Vec<JoinHandle<()>> {
+        let mut threads = Vec::new();
+        while !self.stop.load(Ordering::SeqCst) {
+            if let Err(e) = wait(&self.listener, false, &self.waker, None) {
+                log::error!("acceptor: poll failed, no longer accepting: {e}");
+                break;
+            }
+            self.accept_ready(&mut threads);
+            threads.retain(|t: &JoinHandle<()>| !t.is_finished());
+        }
+        log::debug!("acceptor: stopped");
+        threads
+    }
+
+    fn accept_ready(&mut self, threads: &mut Vec<JoinHandle<()>>) {
+        loop {
+            match self.listener.accept() {
+                Ok((socket, peer)) => {
+                    if let Some(thread) = self.admit(socket, peer) {
+                        threads.push(thread);
+                    }
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // Typically EMFILE (out of file descriptors). The listener stays
+                    // readable, so pause briefly instead of spinning on the error.
+                    log::warn!("accept failed: {e}; pausing accepts for 100 ms");
+                    thread::sleep(Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts a thread for a new client, or refuses it cheaply (before any TLS work).
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
+        let context = &self.context;
+        let max = context.limits.max_connections;
+        if context.stats.open.load(Ordering::SeqCst) >= max as u64 {
+            bump(&context.stats.refused);
+            log::debug!("refused {peer}: {max} connections open (max_connections)");
+            return None;
+        }
+        let id = ConnectionId(self.next_id);
+        self.next_id += 1;
+        match self.start(id, socket, peer) {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                bump(&context.stats.refused);
+                log::warn!("{id}: cannot serve {peer}: {e}");
+                None
+            }
+        }
+    }
+
+    fn start(&self, id: ConnectionId, socket: TcpStream, peer: SocketAddr) -> std::io::Result<JoinHandle<()>> {
+        socket.set_nonblocking(true)?;
+        // Small WebSocket messages must leave at once, not wait for Nagle's algorithm.
+        socket.set_nodelay(true)?;
+        let control = Arc::new(Control::new(Waker::new()?));
+        let (outbox, outbox_rx) = bounded(self.context.limits.outbound_queue);
+        let link = Link { outbox, control: Arc::clone(&control) };
+        let conn = Connection { id, peer, socket, control, outbox: outbox_rx, context: Arc::clone(&self.context) };
+        let open = OpenGuard::new(Arc::clone(&self.context.stats));
+        let alive = self.alive.clone();
+        // Register before the thread runs, so its Unregister can never come first.
+        let _ = self.context.commands.send(Command::Register { id, link });
+        let spawned = thread::Builder::new()
+            .name(format!("tinywss-conn-{}", id.0))
+            .stack_size(self.context.limits.thread_stack_size)
+            .spawn(move || {
+                let _open = open;
+                let _alive = alive;
+                connection::run(conn);
+            });
+        match spawned {
+            Ok(thread) => {
+                bump(&self.context.stats.accepted);
+                log::debug!("{id}: accepted {peer}");
+                Ok(thread)
+            }
+            Err(e) => {
+                let _ = self.context.commands.send(Command::Unregister { id });
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Counts a connection thread as open for exactly as long as it lives.
+struct OpenGuard(Arc<Counters>);
+
+impl OpenGuard {
+    fn new(stats: Arc<Counters>) -> OpenGuard {
+        stats.open.fetch_add(1, Ordering::SeqCst);
+        OpenGuard(stats)
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,82 @@
+//! Counters every thread bumps, and the [`Stats`] snapshot the application reads.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of the server's counters, from [`Handle::stats`](crate::Handle::stats).
+///
+/// All counts are totals since the server started, except `open`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connection threads running now (in handshake or open).
+    pub open: u64,
+    /// TCP connections accepted and given a thread.
+    pub accepted: u64,
+    /// TCP connections refused because `max_connections` were open (or no thread could start).
+    pub refused: u64,
+    /// Handshakes that failed in TLS (bad or no ClientHello, untrusted certificate, ...).
+    pub handshakes_failed_tls: u64,
+    /// Handshakes that failed in HTTP (not a valid Upgrade request).
+    pub handshakes_failed_http: u64,
+    /// Handshakes that did not finish before the handshake deadline.
+    pub handshakes_timed_out: u64,
+    /// Data messages received from clients.
+    pub messages_in: u64,
+    /// Payload bytes received from clients.
+    pub bytes_in: u64,
+    /// Data messages handed to TLS for clients.
+    pub messages_out: u64,
+    /// Payload bytes handed to TLS for clients.
+    pub bytes_out: u64,
+    /// Messages that were dropped: for a full outbound queue, a connection that was
+    /// already gone, or events the application could not take during shutdown.
+    pub dropped: u64,
+    /// Connections closed because they did not read fast enough (1013).
+    pub slow_consumer_closes: u64,
+}
+
+/// The live counters behind [`Stats`]; relaxed atomics, since each is independent.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) open: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) handshakes_failed_tls: AtomicU64,
+    pub(crate) handshakes_failed_http: AtomicU64,
+    pub(crate) handshakes_timed_out: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) slow_consumer_closes: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            open: self.open.load(Relaxed),
+            accepted: self.accepted.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            handshakes_failed_tls: self.handshakes_failed_tls.load(Relaxed),
+            handshakes_failed_http: self.handshakes_failed_http.load(Relaxed),
+            handshakes_timed_out: self.handshakes_timed_out.load(Relaxed),
+            messages_in: self.messages_in.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            messages_out: self.messages_out.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            slow_consumer_closes: self.slow_consumer_closes.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! A rustls server session over a non-blocking TCP socket, as one `Read + Write` stream.
+//!
+//! rustls' own `StreamOwned` is made for blocking sockets. Here every call does as much
+//! as the socket allows and then reports `WouldBlock`, which tungstenite understands:
+//! it keeps unsent bytes buffered and the caller waits in `poll(2)` for readiness.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+use rustls::ServerConnection;
+
+/// Where a TLS handshake stands after [`TlsStream::handshake`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Finished: application data may flow.
+    Done,
+    /// Waiting for bytes from the client.
+    NeedRead,
+    /// Waiting for the socket to accept our bytes.
+    NeedWrite,
+}
+
+/// A TLS session and its socket.
+#[derive(Debug)]
+pub(crate) struct TlsStream {
+    pub(crate) tls: ServerConnection,
+    pub(crate) sock: TcpStream,
+}
+
+impl TlsStream {
+    pub(crate) fn new(tls: ServerConnection, sock: TcpStream) -> TlsStream {
+        TlsStream { tls, sock }
+    }
+
+    /// Moves the TLS handshake forward as far as the socket allows without blocking.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` wrapping the rustls error when the client's handshake is bad (after
+    /// a best-effort attempt to send it the alert), `UnexpectedEof` when it hangs up.
+    pub(crate) fn handshake(&mut self) -> io::Result<Progress> {
+        while self.tls.is_handshaking() || self.tls.wants_write() {
+            if self.tls.wants_write() {
+                match self.tls.write_tls(&mut self.sock) {
+                    Ok(_) => continue,
+                    Err(e) if would_block(&e) => return Ok(Progress::NeedWrite),
+                    Err(e) => return Err(e),
+                }
+            }
+            if !self.tls.is_handshaking() {
+                break;
+            }
+            match self.tls.read_tls(&mut self.sock) {
+                Ok(0) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client hung up during the TLS handshake"))
+                }
+                Ok(_) => self.process_records()?,
+                Err(e) if would_block(&e) => return Ok(Progress::NeedRead),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Progress::Done)
+    }
+
+    /// Whether encrypted bytes are waiting for the socket.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.tls.wants_write()
+    }
+
+    /// Decrypts what `read_tls` took in. On a TLS error, rustls has queued an alert for
+    /// the client; send it as a last gasp so the client learns why, then fail.
+    fn process_records(&mut self) -> io::Result<()> {
+        if let Err(e) = self.tls.process_new_packets() {
+            let _ = self.tls.write_tls(&mut self.sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(())
+    }
+
+    /// Sends `close_notify` and writes what the socket takes now; best effort, because
+    /// the connection is ending anyway.
+    pub(crate) fn close_notify(&mut self) {
+        self.tls.send_close_notify();
+        while self.tls.wants_write() {
+            if self.tls.write_tls(&mut self.sock).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+impl Read for TlsStream {
+    /// Returns plaintext rustls already holds, else reads one batch of records from the
+    /// socket. `Ok(0)` is a clean TLS close, `UnexpectedEof` a TCP close without it.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.tls.reader().read(buf) {
+                Err(e) if would_block(&e) => {}
+                other => return other,
+            }
+            match self.tls.read_tls(&mut self.sock) {
+                // rustls noted the EOF: the next reader() call reports it.
+                Ok(0) => continue,
+                Ok(_) => self.process_records()?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Write for TlsStream {
+    /// Encrypts into rustls' buffer. When that buffer is full, pushes ciphertext to the
+    /// socket first; reports `WouldBlock` rather than `Ok(0)` when the socket is full too.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tls.writer().write(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        self.flush()?;
+        match self.tls.writer().write(buf)? {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
+    /// Writes buffered ciphertext to the socket until done or `WouldBlock`.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            if self.tls.write_tls(&mut self.sock)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The socket has nothing more for now. Only `WouldBlock`: on these non-blocking sockets a
+/// `TimedOut` is a real TCP timeout (the peer is gone), not a read-timeout expiry.
+pub(crate) fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}

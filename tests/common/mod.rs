@@ -1,0 +1,186 @@
+//! Shared test helpers: certificates made at test time, a server on port 0, a real
+//! tungstenite + rustls client that trusts the test CA.
+
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+
+#[path = "../../examples/common/dev_certs.rs"]
+mod dev_certs;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Once};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+use tinywss::{ConfigBuilder, ConnectionId, Event, Handle, Server};
+use tungstenite::WebSocket;
+
+pub use dev_certs::DevCerts;
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub type Client = WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+
+pub fn init_logger() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = env_logger::builder().is_test(true).try_init();
+    });
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("tinywss-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh CA and localhost certificate in a temporary directory.
+pub struct TestCerts {
+    pub dir: TempDir,
+    pub files: DevCerts,
+}
+
+impl TestCerts {
+    pub fn new() -> TestCerts {
+        let dir = TempDir::new();
+        let files = dev_certs::generate(&dir.0).unwrap();
+        TestCerts { dir, files }
+    }
+}
+
+/// A running server on 127.0.0.1:0 with fresh certificates.
+pub struct TestServer {
+    pub server: Server,
+    pub addr: SocketAddr,
+    pub certs: TestCerts,
+}
+
+pub fn start(configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> TestServer {
+    init_logger();
+    let certs = TestCerts::new();
+    let builder = tinywss::Config::builder().bind("127.0.0.1:0").tls_pem_files(&certs.files.cert, &certs.files.key);
+    let server = Server::bind(configure(builder).build().unwrap()).unwrap();
+    let addr = server.local_addr();
+    TestServer { server, addr, certs }
+}
+
+impl TestServer {
+    pub fn connect(&self, path: &str) -> Client {
+        connect(self.addr, &self.certs.files.ca, path).unwrap()
+    }
+
+    /// Starts a thread that echoes every message and forwards every event to the test.
+    pub fn echo(&self) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel();
+        let handle = self.server.handle();
+        let events = self.server.events();
+        thread::spawn(move || {
+            for event in events {
+                if let Event::Message { conn, message } = &event {
+                    let _ = handle.send(*conn, message.clone());
+                }
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
+    pub fn handle(&self) -> Handle {
+        self.server.handle()
+    }
+}
+
+/// A rustls client config that trusts only `ca`.
+pub fn client_tls(ca: &Path) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Opens a wss:// connection to `addr` as `localhost`, trusting `ca`.
+pub fn connect(addr: SocketAddr, ca: &Path, path: &str) -> Result<Client, tungstenite::Error> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(PATIENCE))?;
+    tcp.set_write_timeout(Some(PATIENCE))?;
+    let tls = rustls::ClientConnection::new(client_tls(ca), ServerName::try_from("localhost").unwrap()).unwrap();
+    let stream = rustls::StreamOwned::new(tls, tcp);
+    let url = format!("wss://localhost:{}{path}", addr.port());
+    tungstenite::client::client(url, stream).map(|(ws, _response)| ws).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => e,
+        tungstenite::HandshakeError::Interrupted(_) => panic!("blocking handshake interrupted"),
+    })
+}
+
+/// The next event, or a panic after [`PATIENCE`].
+pub fn next_event(events: &mpsc::Receiver<Event>) -> Event {
+    events.recv_timeout(PATIENCE).expect("no event in time")
+}
+
+/// Waits for the Open event and returns the connection id.
+pub fn next_open(events: &mpsc::Receiver<Event>) -> ConnectionId {
+    match next_event(events) {
+        Event::Open { conn, .. } => conn,
+        other => panic!("expected Open, got {other:?}"),
+    }
+}
+
+/// Reads the next data message (skipping pongs), as tungstenite gives it.
+pub fn read_data(client: &mut Client) -> tungstenite::Message {
+    loop {
+        match client.read().expect("read failed") {
+            tungstenite::Message::Pong(_) | tungstenite::Message::Ping(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Polls `condition` until it holds or [`PATIENCE`] passes; for states that have no
+/// event of their own (a thread that has exited).
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The names of this process's threads that belong to tinywss.
+pub fn tinywss_threads() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .filter(|name| name.starts_with("tinywss"))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,52 @@
+//! Server push and broadcast: messages the application starts, with no client traffic.
+
+mod common;
+
+use std::thread;
+
+use common::{next_open, read_data, start};
+use tungstenite::Message as WsMessage;
+
+#[test]
+fn push_from_another_thread_reaches_a_silent_client() {
+    let server = start(|b| b);
+    let events = server.echo();
+    let mut client = server.connect("/");
+    let conn = next_open(&events);
+    let handle = server.handle();
+    // The client only reads: the server thread must wake for the queued message alone.
+    thread::spawn(move || handle.send(conn, "pushed").unwrap()).join().unwrap();
+    assert_eq!(read_data(&mut client), WsMessage::text("pushed"));
+    thread::spawn({
+        let handle = server.handle();
+        move || handle.send(conn, vec![1u8, 2, 3]).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(read_data(&mut client), WsMessage::binary(vec![1u8, 2, 3]));
+}
+
+#[test]
+fn broadcast_reaches_every_client_exactly_once() {
+    let server = start(|b| b);
+    let events = server.echo();
+    let mut clients: Vec<_> = (0..8).map(|_| server.connect("/")).collect();
+    let conns: Vec<_> = clients.iter().map(|_| next_open(&events)).collect();
+    let handle = server.handle();
+    handle.broadcast("to everyone").unwrap();
+    // A personal message after the broadcast proves nothing else came in between.
+    for conn in &conns {
+        handle.send(*conn, format!("only {conn}")).unwrap();
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for client in &mut clients {
+        assert_eq!(read_data(client), WsMessage::text("to everyone"));
+        let personal = read_data(client).into_text().unwrap().to_string();
+        assert!(personal.starts_with("only conn#"), "{personal}");
+        seen.push(personal);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), conns.len(), "each client got its own personal message");
+    assert_eq!(handle.stats().messages_out, 2 * conns.len() as u64);
+}
