@@ -27,6 +27,9 @@ pub(crate) struct Limits {
     pub(crate) read_buffer_size: usize,
     pub(crate) write_buffer_size: usize,
     pub(crate) outbound_queue: usize,
+    pub(crate) outbound_queue_bytes: usize,
+    pub(crate) slow_consumer: SlowConsumerPolicy,
+    pub(crate) write_timeout: Duration,
     pub(crate) events_capacity: usize,
     pub(crate) max_request_head: usize,
     pub(crate) handshake_timeout: Duration,
@@ -48,6 +51,9 @@ impl Default for Limits {
             read_buffer_size: 4 << 10,
             write_buffer_size: 8 << 10,
             outbound_queue: 64,
+            outbound_queue_bytes: 1 << 20,
+            slow_consumer: SlowConsumerPolicy::Close,
+            write_timeout: Duration::from_secs(10),
             events_capacity: 256,
             max_request_head: 8 << 10,
             handshake_timeout: Duration::from_secs(10),
@@ -83,6 +89,22 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .finish()
     }
+}
+
+/// What to do with a client that does not read as fast as the application sends.
+///
+/// Either way the message that did not fit is counted in [`Stats::dropped`](crate::Stats),
+/// and nothing waits for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowConsumerPolicy {
+    /// Close the client with 1013 (Try Again Later) and count it in
+    /// [`Stats::slow_consumer_closes`](crate::Stats). Best when every message matters:
+    /// the client reconnects and resynchronises instead of silently missing data.
+    Close,
+    /// Drop the message that did not fit and keep the client. Best for streams where
+    /// a newer message replaces an older one (prices, positions).
+    DropNewest,
 }
 
 /// Builds a [`Config`]. Every setter names its default.
@@ -170,12 +192,39 @@ impl ConfigBuilder {
     }
 
     /// How many outgoing messages may wait for one client. When a client reads too
-    /// slowly and its queue is full, it is closed with 1013 (Try Again Later) and the
-    /// message is counted as dropped: one slow client never holds back the others.
+    /// slowly and its queue is full, the [`slow_consumer_policy`](Self::slow_consumer_policy)
+    /// applies: one slow client never holds back the dispatcher or the others.
     ///
     /// Defaults to `64`.
     pub fn outbound_queue(mut self, messages: usize) -> Self {
         self.limits.outbound_queue = messages.max(1);
+        self
+    }
+
+    /// How many payload bytes may wait for one client, counted like
+    /// [`outbound_queue`](Self::outbound_queue). A message larger than this is still
+    /// accepted when the client's queue is empty, so any message can be sent once.
+    ///
+    /// Defaults to 1 MiB.
+    pub fn outbound_queue_bytes(mut self, bytes: usize) -> Self {
+        self.limits.outbound_queue_bytes = bytes;
+        self
+    }
+
+    /// What happens to a client whose outbound queue is full.
+    ///
+    /// Defaults to [`SlowConsumerPolicy::Close`].
+    pub fn slow_consumer_policy(mut self, policy: SlowConsumerPolicy) -> Self {
+        self.limits.slow_consumer = policy;
+        self
+    }
+
+    /// How long a write to a client may make no progress at all (the client's TCP
+    /// window stays closed) before the connection is dropped.
+    ///
+    /// Defaults to 10 seconds.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.write_timeout = timeout;
         self
     }
 

@@ -24,6 +24,9 @@ use crate::{http, CloseReason, ConnectionId, ConnectionInfo, Error, Event, Messa
 /// Most messages read per wake-up before queued output gets its turn.
 const READ_BUDGET: usize = 256;
 
+/// The reason tungstenite puts in its Close reply when the client's close code may not be sent.
+const TUNGSTENITE_BAD_CODE_REASON: &str = "Protocol violation";
+
 /// What every connection thread shares with the server.
 #[derive(Debug)]
 pub(crate) struct Context {
@@ -291,6 +294,9 @@ struct Session<'a> {
     /// A message tungstenite handed back because its write buffer was full.
     pending: Option<WsMessage>,
     want_write: bool,
+    /// Since when output has been waiting without the socket taking a single byte,
+    /// and how many bytes it had taken then.
+    stalled: Option<(Instant, u64)>,
     /// Frames may be waiting in rustls or tungstenite after the read budget ran out.
     more_to_read: bool,
 }
@@ -318,6 +324,7 @@ impl<'a> Session<'a> {
             client_close: None,
             pending: None,
             want_write: false,
+            stalled: None,
             more_to_read: false,
         }
     }
@@ -393,6 +400,15 @@ impl<'a> Session<'a> {
 
     fn on_close_frame(&mut self, frame: Option<CloseFrame>) {
         let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
+        if code == 1002 && reason == TUNGSTENITE_BAD_CODE_REASON && self.closing.is_none() {
+            // tungstenite replaced a close code that may not be sent (RFC 6455 §7.4) with
+            // 1002 and echoes that: the server is the one failing the connection.
+            log::debug!("{}: the client sent an invalid close code; replying 1002", self.thread.id);
+            bump(&self.thread.context.stats.protocol_errors);
+            let reason = "invalid close code".to_owned();
+            self.closing = Some(Closing { code, reason, deadline: Instant::now() + self.limits().close_timeout });
+            return;
+        }
         if self.closing.is_some() {
             log::trace!("{}: client acknowledged our close with {code}", self.thread.id);
         } else {
@@ -444,6 +460,8 @@ impl<'a> Session<'a> {
     /// code, then drop the connection without waiting for a reply.
     fn fail(&mut self, code: u16, reason: &str) -> CloseReason {
         log::debug!("{}: failing the connection with {code}: {reason}", self.thread.id);
+        let stats = &self.thread.context.stats;
+        bump(if code == 1009 { &stats.limit_closes } else { &stats.protocol_errors });
         // Control frames carry at most 125 bytes: 2 for the code, the rest for the reason.
         let reason = truncate_utf8(reason, 123).to_owned();
         let _ = self.ws.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() }));
@@ -458,13 +476,10 @@ impl<'a> Session<'a> {
             }
         }
         while self.ws.can_write() {
-            match self.outbox.try_recv() {
-                Ok(message) => {
-                    if !self.write(message) {
-                        break;
-                    }
-                }
-                Err(_) => break,
+            let Ok(message) = self.outbox.try_recv() else { break };
+            self.thread.control.dequeued(message.len());
+            if !self.write(message) {
+                break;
             }
         }
     }
@@ -517,9 +532,12 @@ impl<'a> Session<'a> {
         let limits = self.limits();
         let (pong_timeout, ping_interval, idle_timeout) =
             (limits.pong_timeout, limits.ping_interval, limits.idle_timeout);
+        if self.stalled.is_some_and(|(since, _)| now >= since + limits.write_timeout) {
+            return Some(self.limit_end("the client stopped reading: no write progress within the write timeout"));
+        }
         match (self.ping_sent, ping_interval) {
             (Some(sent), _) if now >= sent + pong_timeout => {
-                return Some(CloseReason::Error(Error::Timeout("no answer to a keepalive ping")));
+                return Some(self.limit_end("no answer to a keepalive ping"));
             }
             (None, Some(interval)) if now >= self.last_frame + interval && self.closing.is_none() => {
                 log::trace!("{}: quiet for {interval:?}; sending a keepalive ping", self.thread.id);
@@ -529,11 +547,20 @@ impl<'a> Session<'a> {
             _ => {}
         }
         if let Some(idle) = idle_timeout {
-            if now >= self.last_message + idle {
+            if now >= self.last_message + idle && self.closing.is_none() {
+                bump(&self.thread.context.stats.limit_closes);
                 self.start_close(1000, "idle timeout".into());
             }
         }
         None
+    }
+
+    /// Ends a connection that broke a time limit; no close handshake, the client is
+    /// not listening.
+    fn limit_end(&self, what: &'static str) -> CloseReason {
+        bump(&self.thread.context.stats.limit_closes);
+        log::debug!("{}: {what}", self.thread.id);
+        CloseReason::Error(Error::Timeout(what))
     }
 
     /// When the loop must wake up even if nothing arrives.
@@ -545,7 +572,8 @@ impl<'a> Session<'a> {
         };
         let idle = limits.idle_timeout.map(|i| self.last_message + i);
         let close = self.closing.as_ref().map(|c| c.deadline);
-        [keepalive, idle, close].into_iter().flatten().min()
+        let stall = self.stalled.map(|(since, _)| since + limits.write_timeout);
+        [keepalive, idle, close, stall].into_iter().flatten().min()
     }
 
     /// Writes everything buffered; `Some` when that ended the connection.
@@ -553,10 +581,15 @@ impl<'a> Session<'a> {
         match self.ws.flush() {
             Ok(()) => {
                 self.want_write = false;
+                self.stalled = None;
                 None
             }
             Err(WsError::Io(e)) if would_block(&e) => {
                 self.want_write = true;
+                let sent = self.ws.get_ref().bytes_sent;
+                if self.stalled.is_none_or(|(_, before)| before != sent) {
+                    self.stalled = Some((Instant::now(), sent));
+                }
                 None
             }
             // The server wrote the last Close frame of the handshake.

@@ -10,11 +10,13 @@
 //! clients (through TCP) without ever stalling the dispatcher.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tungstenite::Message as WsMessage;
 
+use crate::config::{Limits, SlowConsumerPolicy};
 use crate::stats::{bump, Counters};
 use crate::wait::Waker;
 use crate::ConnectionId;
@@ -50,11 +52,19 @@ pub(crate) struct Link {
 pub(crate) struct Control {
     pub(crate) waker: Waker,
     close: Mutex<Option<(u16, String)>>,
+    /// Payload bytes in the outbound queue: added before a message is queued,
+    /// subtracted by the connection thread once it takes the message.
+    queued_bytes: AtomicUsize,
 }
 
 impl Control {
     pub(crate) fn new(waker: Waker) -> Control {
-        Control { waker, close: Mutex::new(None) }
+        Control { waker, close: Mutex::new(None), queued_bytes: AtomicUsize::new(0) }
+    }
+
+    /// The connection thread took a message of `len` bytes from its queue.
+    pub(crate) fn dequeued(&self, len: usize) {
+        self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
     }
 
     /// Asks the connection to close. The first request wins; returns whether this was it.
@@ -85,62 +95,106 @@ struct Entry {
     open: bool,
 }
 
+/// The dispatcher's state: the registry and what it needs to route.
+struct Dispatcher {
+    conns: HashMap<ConnectionId, Entry>,
+    stats: Arc<Counters>,
+    max_queued_bytes: usize,
+    policy: SlowConsumerPolicy,
+}
+
 /// Runs the dispatcher until [`Command::Shutdown`] (or until every sender is gone).
-pub(crate) fn run(commands: Receiver<Command>, stats: Arc<Counters>) {
-    let mut conns: HashMap<ConnectionId, Entry> = HashMap::new();
+pub(crate) fn run(commands: Receiver<Command>, stats: Arc<Counters>, limits: &Limits) {
+    let mut dispatcher = Dispatcher {
+        conns: HashMap::new(),
+        stats,
+        max_queued_bytes: limits.outbound_queue_bytes,
+        policy: limits.slow_consumer,
+    };
     for command in commands {
+        if !dispatcher.handle(command) {
+            break;
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Carries out one command; false when it is time to stop.
+    fn handle(&mut self, command: Command) -> bool {
         match command {
             Command::Register { id, link } => {
-                conns.insert(id, Entry { link, open: false });
+                self.conns.insert(id, Entry { link, open: false });
             }
             Command::Opened { id } => {
-                if let Some(entry) = conns.get_mut(&id) {
+                if let Some(entry) = self.conns.get_mut(&id) {
                     entry.open = true;
                 }
             }
             Command::Unregister { id } => {
-                conns.remove(&id);
+                self.conns.remove(&id);
             }
-            Command::Send { id, message } => match conns.get(&id) {
-                Some(entry) if entry.open => deliver(id, entry, message, &stats),
+            Command::Send { id, message } => match self.conns.get(&id) {
+                Some(entry) if entry.open => self.deliver(id, entry, message),
                 _ => {
-                    bump(&stats.dropped);
+                    bump(&self.stats.dropped);
                     log::debug!("{id}: not open; message dropped");
                 }
             },
             Command::Broadcast { message } => {
-                for (id, entry) in conns.iter().filter(|(_, e)| e.open) {
-                    deliver(*id, entry, message.clone(), &stats);
+                for (id, entry) in self.conns.iter().filter(|(_, e)| e.open) {
+                    self.deliver(*id, entry, message.clone());
                 }
             }
-            Command::Close { id, code, reason } => match conns.get(&id) {
+            Command::Close { id, code, reason } => match self.conns.get(&id) {
                 Some(entry) => {
                     entry.link.control.request_close(code, &reason);
                 }
                 None => log::debug!("{id}: close requested, but it is already gone"),
             },
             Command::Shutdown => {
-                for entry in conns.values() {
+                for entry in self.conns.values() {
                     entry.link.control.request_close(1001, "server shutting down");
                 }
-                log::debug!("dispatcher: asked {} connections to close", conns.len());
-                break;
+                log::debug!("dispatcher: asked {} connections to close", self.conns.len());
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Queues without waiting; a full queue (in messages or bytes) is a slow consumer.
+    fn deliver(&self, id: ConnectionId, entry: &Entry, message: WsMessage) {
+        let control = &entry.link.control;
+        let len = message.len();
+        let before = control.queued_bytes.fetch_add(len, Ordering::SeqCst);
+        let result = if before > 0 && before + len > self.max_queued_bytes {
+            Err(TrySendError::Full(message))
+        } else {
+            entry.link.outbox.try_send(message)
+        };
+        match result {
+            Ok(()) => control.waker.wake(),
+            Err(failed) => {
+                control.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+                bump(&self.stats.dropped);
+                if let TrySendError::Full(_) = failed {
+                    self.slow_consumer(id, control);
+                }
             }
         }
     }
-}
 
-/// Queues without waiting; a full queue closes the slow client.
-fn deliver(id: ConnectionId, entry: &Entry, message: WsMessage, stats: &Counters) {
-    match entry.link.outbox.try_send(message) {
-        Ok(()) => entry.link.control.waker.wake(),
-        Err(TrySendError::Full(_)) => {
-            bump(&stats.dropped);
-            if entry.link.control.request_close(1013, "slow consumer: outbound queue full") {
-                bump(&stats.slow_consumer_closes);
-                log::warn!("{id}: outbound queue full (client reads too slowly); closing it with 1013");
+    fn slow_consumer(&self, id: ConnectionId, control: &Control) {
+        match self.policy {
+            SlowConsumerPolicy::Close => {
+                if control.request_close(1013, "slow consumer: outbound queue full") {
+                    bump(&self.stats.slow_consumer_closes);
+                    log::warn!("{id}: outbound queue full (client reads too slowly); closing it with 1013");
+                }
+            }
+            SlowConsumerPolicy::DropNewest => {
+                log::debug!("{id}: outbound queue full (client reads too slowly); message dropped")
             }
         }
-        Err(TrySendError::Disconnected(_)) => bump(&stats.dropped),
     }
 }

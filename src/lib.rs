@@ -86,7 +86,7 @@ mod stream;
 mod tls;
 mod wait;
 
-pub use config::{Config, ConfigBuilder};
+pub use config::{Config, ConfigBuilder, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};
 pub use handle::Handle;

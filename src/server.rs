@@ -69,7 +69,9 @@ impl Server {
         });
 
         let dispatcher_stats = Arc::clone(&stats);
-        let dispatcher = spawn("tinywss-dispatch", move || dispatcher::run(commands_rx, dispatcher_stats))?;
+        let dispatcher_limits = context.limits.clone();
+        let dispatcher =
+            spawn("tinywss-dispatch", move || dispatcher::run(commands_rx, dispatcher_stats, &dispatcher_limits))?;
         let acceptor = Acceptor {
             listener,
             waker: Arc::new(Waker::new()?),

@@ -33,6 +33,11 @@ pub struct Stats {
     pub dropped: u64,
     /// Connections closed because they did not read fast enough (1013).
     pub slow_consumer_closes: u64,
+    /// Connections closed for a limit: a message or frame too big (1009), no answer to
+    /// a keepalive ping, the idle timeout, or a write that made no progress.
+    pub limit_closes: u64,
+    /// Connections failed for breaking the protocol (1002) or sending invalid UTF-8 (1007).
+    pub protocol_errors: u64,
 }
 
 /// The live counters behind [`Stats`]; relaxed atomics, since each is independent.
@@ -50,6 +55,8 @@ pub(crate) struct Counters {
     pub(crate) bytes_out: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
+    pub(crate) limit_closes: AtomicU64,
+    pub(crate) protocol_errors: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -77,6 +84,8 @@ impl Counters {
             bytes_out: self.bytes_out.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             slow_consumer_closes: self.slow_consumer_closes.load(Relaxed),
+            limit_closes: self.limit_closes.load(Relaxed),
+            protocol_errors: self.protocol_errors.load(Relaxed),
         }
     }
 }

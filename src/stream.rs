@@ -25,11 +25,13 @@ pub(crate) enum Progress {
 pub(crate) struct TlsStream {
     pub(crate) tls: ServerConnection,
     pub(crate) sock: TcpStream,
+    /// Encrypted bytes the socket has taken so far: tells a slow client from a stuck one.
+    pub(crate) bytes_sent: u64,
 }
 
 impl TlsStream {
     pub(crate) fn new(tls: ServerConnection, sock: TcpStream) -> TlsStream {
-        TlsStream { tls, sock }
+        TlsStream { tls, sock, bytes_sent: 0 }
     }
 
     /// Moves the TLS handshake forward as far as the socket allows without blocking.
@@ -126,8 +128,9 @@ impl Write for TlsStream {
     /// Writes buffered ciphertext to the socket until done or `WouldBlock`.
     fn flush(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            if self.tls.write_tls(&mut self.sock)? == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+            match self.tls.write_tls(&mut self.sock)? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => self.bytes_sent += n as u64,
             }
         }
         Ok(())

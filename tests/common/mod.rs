@@ -184,3 +184,136 @@ pub fn tinywss_threads() -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Sends a text message and expects it back: the check that a client is unharmed.
+pub fn assert_echo(client: &mut Client, text: &str) {
+    client.send(tungstenite::Message::text(text)).expect("send failed");
+    assert_eq!(read_data(client), tungstenite::Message::text(text));
+}
+
+/// A TLS connection without WebSocket: for crafting requests and frames by hand.
+pub type Raw = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// Connects and completes the TLS handshake only.
+pub fn raw_tls(addr: SocketAddr, ca: &Path) -> Raw {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp.set_write_timeout(Some(PATIENCE)).unwrap();
+    let tls = rustls::ClientConnection::new(client_tls(ca), ServerName::try_from("localhost").unwrap()).unwrap();
+    let mut raw = rustls::StreamOwned::new(tls, tcp);
+    while raw.conn.is_handshaking() {
+        raw.conn.complete_io(&mut raw.sock).unwrap();
+    }
+    raw
+}
+
+pub const UPGRADE_REQUEST: &str = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// Sends `request` and returns the response head (through the blank line).
+pub fn http_exchange(raw: &mut Raw, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    raw.write_all(request).unwrap();
+    raw.flush().unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match raw.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// The status code of an HTTP response head.
+pub fn status_of(head: &str) -> u16 {
+    head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not an HTTP response: {head:?}"))
+}
+
+/// A raw client past the Upgrade: ready for hand-made frames.
+pub fn raw_websocket(addr: SocketAddr, ca: &Path) -> Raw {
+    let mut raw = raw_tls(addr, ca);
+    let head = http_exchange(&mut raw, UPGRADE_REQUEST.as_bytes());
+    assert_eq!(status_of(&head), 101, "{head}");
+    raw
+}
+
+/// Encodes one frame. `first` is the first byte (FIN, RSV bits, opcode); clients mask.
+pub fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let mut out = vec![first];
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n < 65536 => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    if masked {
+        out.extend_from_slice(&key);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// Reads frames until a Close frame and returns its code (1005 if it had none), or
+/// `None` if the connection ended without one.
+pub fn read_close_code(raw: &mut Raw) -> Option<u16> {
+    use std::io::Read;
+    loop {
+        let mut head = [0u8; 2];
+        raw.read_exact(&mut head).ok()?;
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut n = [0u8; 2];
+                raw.read_exact(&mut n).ok()?;
+                u16::from_be_bytes(n) as usize
+            }
+            127 => {
+                let mut n = [0u8; 8];
+                raw.read_exact(&mut n).ok()?;
+                u64::from_be_bytes(n) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        raw.read_exact(&mut payload).ok()?;
+        if head[0] & 0x0f == 0x8 {
+            return Some(if len >= 2 { u16::from_be_bytes([payload[0], payload[1]]) } else { 1005 });
+        }
+    }
+}
+
+/// Waits for the Close event of `conn` (skipping other connections' events).
+pub fn close_reason_of(events: &mpsc::Receiver<Event>, conn: ConnectionId) -> tinywss::CloseReason {
+    loop {
+        match next_event(events) {
+            Event::Close { conn: c, reason } if c == conn => return reason,
+            _ => continue,
+        }
+    }
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// A line of /proc/self/status in KiB, e.g. "VmRSS" or "VmHWM".
+pub fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
