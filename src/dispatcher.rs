@@ -10,7 +10,7 @@
 //! clients (through TCP) without ever stalling the dispatcher.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -51,7 +51,11 @@ pub(crate) struct Link {
 #[derive(Debug)]
 pub(crate) struct Control {
     pub(crate) waker: Waker,
+    /// The close the connection thread has yet to start.
     close: Mutex<Option<(u16, String)>>,
+    /// Set by the first close request and never cleared, so later requests (a slow
+    /// client's queue stays full) are not counted or logged again.
+    close_requested: AtomicBool,
     /// Payload bytes in the outbound queue: added before a message is queued,
     /// subtracted by the connection thread once it takes the message.
     queued_bytes: AtomicUsize,
@@ -59,24 +63,22 @@ pub(crate) struct Control {
 
 impl Control {
     pub(crate) fn new(waker: Waker) -> Control {
-        Control { waker, close: Mutex::new(None), queued_bytes: AtomicUsize::new(0) }
-    }
-
-    /// The connection thread took a message of `len` bytes from its queue.
-    pub(crate) fn dequeued(&self, len: usize) {
-        self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+        Control {
+            waker,
+            close: Mutex::new(None),
+            close_requested: AtomicBool::new(false),
+            queued_bytes: AtomicUsize::new(0),
+        }
     }
 
     /// Asks the connection to close. The first request wins; returns whether this was it.
     pub(crate) fn request_close(&self, code: u16, reason: &str) -> bool {
-        let mut close = self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let first = close.is_none();
-        if first {
-            *close = Some((code, reason.to_owned()));
+        if self.close_requested.swap(true, Ordering::SeqCst) {
+            return false;
         }
-        drop(close);
+        *self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((code, reason.to_owned()));
         self.waker.wake();
-        first
+        true
     }
 
     /// Takes a pending close request, if any.
@@ -84,9 +86,14 @@ impl Control {
         self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 
-    /// Whether a close was requested (without taking it).
+    /// Whether a close was ever requested.
     pub(crate) fn close_requested(&self) -> bool {
-        self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+        self.close_requested.load(Ordering::SeqCst)
+    }
+
+    /// The connection thread took a message of `len` bytes from its queue.
+    pub(crate) fn dequeued(&self, len: usize) {
+        self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
     }
 }
 

@@ -1,0 +1,47 @@
+//! 200 clients that connect and vanish mid-handshake leave no thread and no file
+//! descriptor behind. (Alone in its file: it counts the whole process's threads and fds.)
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{assert_echo, eventually, next_open, open_fds, start, tinywss_threads};
+
+#[test]
+fn clients_vanishing_mid_handshake_leak_nothing() {
+    let server = start(|b| b);
+    let events = server.echo();
+    let mut good = server.connect("/");
+    next_open(&events);
+    let handle = server.handle();
+    let (threads_before, fds_before) = (tinywss_threads().len(), open_fds());
+
+    let mut hello = Vec::new();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = rustls::ClientConnection::new(common::client_tls(&server.certs.files.ca), name).unwrap();
+    tls.write_tls(&mut hello).unwrap();
+    for i in 0..200 {
+        let mut tcp = TcpStream::connect(server.addr).unwrap();
+        // Half of them send half a ClientHello; every other one resets instead of closing.
+        if i % 2 == 0 {
+            tcp.write_all(&hello[..hello.len() / 2]).unwrap();
+        }
+        if i % 4 < 2 {
+            rustix::net::sockopt::set_socket_linger(&tcp, Some(Duration::ZERO)).unwrap();
+        }
+        drop(tcp);
+        if i % 50 == 0 {
+            assert_echo(&mut good, &format!("during churn {i}"));
+        }
+    }
+
+    eventually("every churned connection is accepted", || handle.stats().accepted == 201);
+    eventually("every churned thread ends", || handle.stats().open == 1);
+    eventually("no tinywss thread is left", || tinywss_threads().len() == threads_before);
+    eventually("no file descriptor is left", || open_fds() <= fds_before);
+    let stats = handle.stats();
+    assert_eq!(stats.handshakes_failed_tls + stats.handshakes_timed_out, 200, "{stats:?}");
+    assert_echo(&mut good, "after churn");
+}
