@@ -50,6 +50,24 @@
 //! # Ok::<(), tinywss::Error>(())
 //! ```
 //!
+//! ## Limits, and what happens past them
+//!
+//! Every resource a client can make the server spend is bounded. Each limit is a
+//! [`ConfigBuilder`] setter; the defaults suit a small device.
+//!
+//! | limit | default | past it |
+//! |---|---|---|
+//! | [`max_connections`](ConfigBuilder::max_connections) | 256 | new TCP connections closed right after `accept`, before any TLS work; [`Stats::refused`] |
+//! | [`handshake_timeout`](ConfigBuilder::handshake_timeout) | 10 s for TLS + HTTP | connection dropped; [`Stats::handshakes_timed_out`] |
+//! | [`max_request_head`](ConfigBuilder::max_request_head) | 8 KiB, 32 header lines | HTTP 431 |
+//! | [`max_message_size`](ConfigBuilder::max_message_size), [`max_frame_size`](ConfigBuilder::max_frame_size) | 1 MiB | Close 1009, checked on the frame header before buffering; [`Stats::limit_closes`] |
+//! | protocol violations | — | Close 1002 (1007 for invalid UTF-8); [`Stats::protocol_errors`] |
+//! | [`ping_interval`](ConfigBuilder::ping_interval) + [`pong_timeout`](ConfigBuilder::pong_timeout) | 30 s + 10 s | connection dropped, [`CloseReason::Error`] with a timeout |
+//! | [`idle_timeout`](ConfigBuilder::idle_timeout) | off | Close 1000 "idle timeout" |
+//! | [`outbound_queue`](ConfigBuilder::outbound_queue), [`outbound_queue_bytes`](ConfigBuilder::outbound_queue_bytes) | 64 messages, 1 MiB | [`SlowConsumerPolicy`]: Close 1013 (default) or drop the message; [`Stats::dropped`] |
+//! | [`write_timeout`](ConfigBuilder::write_timeout) | 10 s without progress | connection dropped |
+//! | [`events_capacity`](ConfigBuilder::events_capacity) | 256 events | connection threads wait for the application; TCP slows the clients; nothing is dropped |
+//!
 //! ## Threads and shutdown
 //!
 //! [`Server::bind`] starts an acceptor thread and a dispatcher thread; each client gets
@@ -78,6 +96,9 @@ mod connection;
 mod dispatcher;
 mod error;
 mod event;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz;
 mod handle;
 mod http;
 mod server;
