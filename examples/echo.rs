@@ -98,10 +98,10 @@ fn main() {
         match event {
             Event::Open { conn, info } => log::info!("{conn} open from {} on {}", info.peer, info.path),
             // The handle refuses only after shutdown: then the loop ends anyway.
-            Event::Message { conn, message } => {
+            Event::Message { conn, message, .. } => {
                 let _ = handle.send(conn, message);
             }
-            Event::Close { conn, reason } => log::info!("{conn} {reason}"),
+            Event::Close { conn, reason, .. } => log::info!("{conn} {reason}"),
             _ => {}
         }
     }

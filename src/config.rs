@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{tls, Error};
+use crate::policy::{AppData, Policy, Rejection};
+use crate::{tls, Error, Request};
 
 /// How a [`Server`](crate::Server) runs. Build one with [`Config::builder`].
 ///
@@ -16,6 +17,7 @@ pub struct Config {
     pub(crate) bind: String,
     pub(crate) tls: Arc<rustls::ServerConfig>,
     pub(crate) limits: Limits,
+    pub(crate) policy: Policy,
 }
 
 /// The limits and timeouts a connection thread works with (copied into each thread).
@@ -39,7 +41,6 @@ pub(crate) struct Limits {
     pub(crate) close_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) thread_stack_size: usize,
-    pub(crate) subprotocols: Vec<String>,
 }
 
 impl Default for Limits {
@@ -63,7 +64,6 @@ impl Default for Limits {
             close_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(5),
             thread_stack_size: 256 << 10,
-            subprotocols: Vec::new(),
         }
     }
 }
@@ -87,6 +87,7 @@ impl fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("tls", &"<certificate and key>")
             .field("limits", &self.limits)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -124,6 +125,7 @@ pub struct ConfigBuilder {
     bind: Option<String>,
     pem_files: Option<(PathBuf, PathBuf)>,
     limits: Limits,
+    policy: Policy,
 }
 
 impl ConfigBuilder {
@@ -312,15 +314,106 @@ impl ConfigBuilder {
     }
 
     /// The subprotocols (`Sec-WebSocket-Protocol`) the server speaks, most preferred
-    /// first. The first one in this list that the client also offers is selected.
+    /// first. The first one in this list that the client also offers is selected and
+    /// reported in [`ConnectionInfo::subprotocol`](crate::ConnectionInfo).
     ///
-    /// Defaults to none: clients that require a subprotocol get none back.
+    /// Defaults to none: no subprotocol is ever selected.
     pub fn subprotocols<I, S>(mut self, protocols: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.limits.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self.policy.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Makes `path` (e.g. `"/ws"`) a WebSocket endpoint; call once per path. Upgrade
+    /// requests for other paths get 404.
+    ///
+    /// Defaults to none set, meaning every path is a WebSocket endpoint.
+    pub fn websocket_path(mut self, path: impl Into<String>) -> Self {
+        self.policy.websocket_paths.push(path.into());
+        self
+    }
+
+    /// Web pages allowed to open WebSockets here, by exact origin (e.g.
+    /// `"https://example.com"`); others get 403 and are counted in
+    /// [`Stats::origin_refused`](crate::Stats). Requests without an `Origin` header
+    /// (clients other than browsers) are not affected.
+    ///
+    /// Why it matters: browsers send the user's cookies with a WebSocket handshake from
+    /// any page, and the same-origin policy does not apply to WebSockets. Without an
+    /// Origin check, any site the user visits can connect as that user (cross-site
+    /// WebSocket hijacking). Set this, or [`allow_same_origin`](Self::allow_same_origin),
+    /// whenever cookies or other ambient credentials authenticate your users.
+    ///
+    /// Defaults to none set: any origin is accepted.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.policy.allowed_origins.extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts pages served by this same server: the `Origin` host and port equal the
+    /// request's `Host`. Combines with [`allowed_origins`](Self::allowed_origins).
+    ///
+    /// Defaults to `false` (with no allowed origins set, any origin is accepted).
+    pub fn allow_same_origin(mut self, allow: bool) -> Self {
+        self.policy.same_origin = allow;
+        self
+    }
+
+    /// Decides who may connect. The hook sees each Upgrade request (path, query,
+    /// headers, cookies, peer address) after the Origin check, on the connection's own
+    /// thread (it may block briefly, e.g. on a database, without holding up others; the
+    /// handshake timeout still runs). It returns `Ok(None)` to accept, `Ok(Some(data))`
+    /// to accept and attach `data` to every event of the connection, or `Err` to refuse
+    /// with an HTTP status and body.
+    ///
+    /// Defaults to none: every valid Upgrade request is accepted.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use tinywss::{Config, Rejection};
+    ///
+    /// struct User(String);
+    /// let config = Config::builder()
+    ///     .tls_pem_files("certs/server.pem", "certs/server.key")
+    ///     .authenticate(|request| match request.query_param("token") {
+    ///         Some("let-me-in") => Ok(Some(Arc::new(User("alice".into())) as tinywss::AppData)),
+    ///         _ => Err(Rejection::new(401, "a valid ?token= is required")),
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), tinywss::Error>(())
+    /// ```
+    pub fn authenticate<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Request) -> Result<Option<AppData>, Rejection> + Send + Sync + 'static,
+    {
+        self.policy.auth = Some(Arc::new(hook));
+        self
+    }
+
+    /// The path of the health endpoint: a plain `GET` answers JSON with the uptime and
+    /// the number of open WebSocket connections. `None` turns it off.
+    ///
+    /// Defaults to `Some("/healthz")`.
+    pub fn health_path(mut self, path: Option<&str>) -> Self {
+        self.policy.health_path = path.map(str::to_owned);
+        self
+    }
+
+    /// Serves files from this directory to plain `GET`/`HEAD` requests on the same port
+    /// (a page that opens the WebSocket, say). `/` and directories serve `index.html`.
+    /// Paths that try to leave the directory (`..`, encoded or not, links pointing
+    /// outside) get 404.
+    ///
+    /// Defaults to none: no files are served.
+    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.policy.static_dir = Some(dir.into());
         self
     }
 
@@ -335,7 +428,13 @@ impl ConfigBuilder {
         let (cert, key) = self
             .pem_files
             .ok_or_else(|| Error::Config("no TLS identity: call tls_pem_files(certificate, key)".into()))?;
+        if let Some(dir) = &self.policy.static_dir {
+            if !dir.is_dir() {
+                return Err(Error::Config(format!("static_dir {} is not a directory", dir.display())));
+            }
+        }
         let tls = tls::server_config(&cert, &key)?;
-        Ok(Config { bind: self.bind.unwrap_or_else(|| "127.0.0.1:8443".into()), tls, limits: self.limits })
+        let bind = self.bind.unwrap_or_else(|| "127.0.0.1:8443".into());
+        Ok(Config { bind, tls, limits: self.limits, policy: self.policy })
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::Error;
+use crate::{AppData, Error};
 
 /// Identifies one client connection for the lifetime of the server.
 ///
@@ -98,8 +98,10 @@ pub struct ConnectionInfo {
     pub subprotocol: Option<String>,
     /// The host name the client asked for in TLS (SNI), if it sent one.
     pub server_name: Option<String>,
-    /// The negotiated TLS version, e.g. `TLSv1.3`.
+    /// The negotiated TLS version, e.g. `TLSv1_3`.
     pub tls_version: String,
+    /// What the [authentication hook](crate::ConfigBuilder::authenticate) attached, if anything.
+    pub data: Option<AppData>,
 }
 
 /// Why a connection ended.
@@ -169,6 +171,8 @@ pub enum Event {
         conn: ConnectionId,
         /// The message, reassembled if it was fragmented.
         message: Message,
+        /// What the authentication hook attached to this connection, if anything.
+        data: Option<AppData>,
     },
     /// A connection ended; its thread is finishing and the id is no longer routable.
     Close {
@@ -176,5 +180,7 @@ pub enum Event {
         conn: ConnectionId,
         /// Who closed it and why.
         reason: CloseReason,
+        /// What the authentication hook attached to this connection, if anything.
+        data: Option<AppData>,
     },
 }

@@ -3,6 +3,8 @@
 //! Pure functions over bytes: the connection thread reads the request head, this module
 //! decides, and the connection thread writes the response it returns.
 
+use crate::Request;
+
 /// The most header lines a request head may have; more gets HTTP 431.
 pub(crate) const MAX_HEADERS: usize = 32;
 
@@ -28,7 +30,7 @@ pub(crate) struct Reject {
 }
 
 impl Reject {
-    fn new(status: u16, reason: impl Into<String>) -> Reject {
+    pub(crate) fn new(status: u16, reason: impl Into<String>) -> Reject {
         Reject { status, reason: reason.into() }
     }
 }
@@ -38,50 +40,42 @@ pub(crate) fn head_len(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
-/// Checks a complete request head against RFC 6455 §4.2.1 and decides.
-pub(crate) fn parse_upgrade(head: &[u8], subprotocols: &[String]) -> Result<Upgrade, Reject> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    match request.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(Reject::new(400, "incomplete request head")),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Reject::new(431, format!("more than {MAX_HEADERS} header lines")))
-        }
-        Err(e) => return Err(Reject::new(400, format!("malformed request: {e}"))),
-    }
-    // §4.2.1 (1): an HTTP/1.1 or higher GET request.
-    if request.method != Some("GET") {
+/// Checks an Upgrade request against RFC 6455 §4.2.1 and prepares the 101 answer.
+pub(crate) fn check_upgrade(request: &Request, subprotocols: &[String]) -> Result<Upgrade, Reject> {
+    // §4.2.1 (1): an HTTP/1.1 or higher GET request (the version is checked by the parser).
+    if request.method() != "GET" {
         return Err(Reject::new(405, "a WebSocket handshake is a GET request"));
     }
-    if request.version != Some(1) {
-        return Err(Reject::new(400, "a WebSocket handshake needs HTTP/1.1"));
-    }
-    let path = request.path.unwrap_or("/").to_owned();
-    let headers = request.headers;
     // §4.2.1 (2): a Host header.
-    if header(headers, "host").is_none() {
+    if request.header("host").is_none() {
         return Err(Reject::new(400, "missing Host header"));
     }
     // §4.2.1 (3), (4): `Upgrade: websocket` and `Connection: Upgrade` (token lists).
-    if !has_token(headers, "upgrade", "websocket") {
+    if !request.wants_websocket() {
         return Err(Reject::new(426, "this is a WebSocket endpoint: the request has no `Upgrade: websocket`"));
     }
-    if !has_token(headers, "connection", "upgrade") {
+    if !request.has_token("connection", "upgrade") {
         return Err(Reject::new(400, "missing `Connection: Upgrade`"));
     }
     // §4.2.1 (6): version 13; anything else gets 426 naming the version we speak (§4.4).
-    match header(headers, "sec-websocket-version") {
+    match request.header("sec-websocket-version") {
         Some("13") => {}
         Some(other) => return Err(Reject::new(426, format!("unsupported Sec-WebSocket-Version {other:?}"))),
         None => return Err(Reject::new(400, "missing Sec-WebSocket-Version")),
     }
     // §4.2.1 (5): a key that is 16 random bytes in base64.
-    let key = header(headers, "sec-websocket-key").ok_or_else(|| Reject::new(400, "missing Sec-WebSocket-Key"))?;
+    let key = request.header("sec-websocket-key").ok_or_else(|| Reject::new(400, "missing Sec-WebSocket-Key"))?;
     if !is_base64_of_16_bytes(key) {
         return Err(Reject::new(400, "Sec-WebSocket-Key is not 16 bytes in base64"));
     }
-    Ok(Upgrade { path, accept: accept_key(key), subprotocol: select_subprotocol(headers, subprotocols) })
+    // §4.2.2 (5.4): the server's preference decides among the client's offers.
+    let offered: Vec<&str> = request.list("sec-websocket-protocol").collect();
+    let subprotocol = subprotocols.iter().find(|p| offered.contains(&p.as_str())).cloned();
+    let path = match request.query() {
+        Some(query) => format!("{}?{query}", request.path()),
+        None => request.path().to_owned(),
+    };
+    Ok(Upgrade { path, accept: accept_key(key), subprotocol })
 }
 
 /// `Sec-WebSocket-Accept` = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2, step 5.4).
@@ -90,17 +84,6 @@ pub(crate) fn accept_key(key: &str) -> String {
     sha1.update(key.as_bytes());
     sha1.update(WEBSOCKET_GUID.as_bytes());
     base64(&sha1.digest().bytes())
-}
-
-/// The server's preference decides: the first of ours the client also offered.
-fn select_subprotocol(headers: &[httparse::Header<'_>], ours: &[String]) -> Option<String> {
-    let offered: Vec<&str> = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .flat_map(|v| v.split(',').map(str::trim))
-        .collect();
-    ours.iter().find(|p| offered.contains(&p.as_str())).cloned()
 }
 
 /// The 101 response that completes the handshake (RFC 6455 §4.2.2, step 5).
@@ -120,19 +103,27 @@ pub(crate) fn switching_protocols(upgrade: &Upgrade) -> String {
 /// A short plain-text error response; the connection closes after it.
 pub(crate) fn error_response(reject: &Reject) -> String {
     let body = format!("{} {}\n", reject.status, reject.reason);
-    // §4.4: a 426 for a wrong version lists the versions we support.
+    // §4.4: a 426 lists the WebSocket versions we support.
     let extra = if reject.status == 426 { "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" } else { "" };
+    let mut response = response_head(reject.status, "text/plain; charset=utf-8", body.len() as u64, extra);
+    response.push_str(&body);
+    response
+}
+
+/// The head of a plain HTTP response (`extra`: more header lines, each ending in CRLF).
+/// Every plain response closes the connection: no keep-alive to manage.
+pub(crate) fn response_head(status: u16, content_type: &str, length: u64, extra: &str) -> String {
     format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
-         Connection: close\r\n{extra}\r\n{body}",
-        reject.status,
-        status_text(reject.status),
-        body.len()
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\
+         Connection: close\r\nCache-Control: no-cache\r\n{extra}\r\n",
+        status_text(status)
     )
 }
 
 fn status_text(status: u16) -> &'static str {
     match status {
+        200 => "OK",
+        401 => "Unauthorized",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -143,20 +134,6 @@ fn status_text(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Error",
     }
-}
-
-fn header<'h>(headers: &'h [httparse::Header<'_>], name: &str) -> Option<&'h str> {
-    let found = headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
-    std::str::from_utf8(found.value).ok().map(str::trim)
-}
-
-/// Whether any `name` header contains `token` in its comma-separated list.
-fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 fn is_base64_of_16_bytes(key: &str) -> bool {
@@ -189,6 +166,11 @@ mod tests {
         Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n\r\n";
 
+    fn check(head: &str, subprotocols: &[String]) -> Result<Upgrade, Reject> {
+        let request = Request::parse(head.as_bytes(), "127.0.0.1:9".parse().unwrap(), None)?;
+        check_upgrade(&request, subprotocols)
+    }
+
     #[test]
     fn accept_key_matches_rfc_example() {
         // RFC 6455 §1.3 works this exact example.
@@ -207,7 +189,7 @@ mod tests {
     #[test]
     fn good_request_is_accepted_with_server_preference() {
         let ours = vec!["superchat".to_owned(), "chat".to_owned()];
-        let up = parse_upgrade(GOOD.as_bytes(), &ours).unwrap();
+        let up = check(GOOD, &ours).unwrap();
         assert_eq!(up.path, "/chat?x=1");
         assert_eq!(up.subprotocol.as_deref(), Some("superchat"));
         let response = switching_protocols(&up);
@@ -219,14 +201,14 @@ mod tests {
 
     #[test]
     fn no_common_subprotocol_selects_none() {
-        let up = parse_upgrade(GOOD.as_bytes(), &["mqtt".to_owned()]).unwrap();
+        let up = check(GOOD, &["mqtt".to_owned()]).unwrap();
         assert_eq!(up.subprotocol, None);
         assert!(!switching_protocols(&up).contains("Sec-WebSocket-Protocol"));
     }
 
     #[test]
     fn refusals_carry_the_right_status() {
-        let status = |req: &str| parse_upgrade(req.as_bytes(), &[]).unwrap_err().status;
+        let status = |req: &str| check(req, &[]).unwrap_err().status;
         assert_eq!(status(&GOOD.replace("GET", "POST")), 405);
         assert_eq!(status(&GOOD.replace("HTTP/1.1", "HTTP/1.0")), 400);
         assert_eq!(status(&GOOD.replace("Host: localhost\r\n", "")), 400);

@@ -42,8 +42,8 @@
 //! for event in server.events() {
 //!     match event {
 //!         Event::Open { conn, info } => println!("{conn} from {}", info.peer),
-//!         Event::Message { conn, message } => handle.send(conn, message)?,
-//!         Event::Close { conn, reason } => println!("{conn}: {reason}"),
+//!         Event::Message { conn, message, .. } => handle.send(conn, message)?,
+//!         Event::Close { conn, reason, .. } => println!("{conn}: {reason}"),
 //!         _ => {}
 //!     }
 //! }
@@ -96,21 +96,28 @@ mod connection;
 mod dispatcher;
 mod error;
 mod event;
+mod files;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
 mod handle;
 mod http;
+mod policy;
+mod request;
 mod server;
+mod session;
 mod stats;
 mod stream;
 mod tls;
+mod upgrade;
 mod wait;
 
 pub use config::{Config, ConfigBuilder, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};
 pub use handle::Handle;
+pub use policy::{AppData, Rejection};
+pub use request::Request;
 pub use server::Server;
 pub use stats::Stats;
 

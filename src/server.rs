@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -48,7 +48,7 @@ impl Server {
     /// [`Error::Bind`] when the address cannot be bound; [`Error::Io`] when a thread or
     /// a waker cannot be created.
     pub fn bind(config: Config) -> Result<Server, Error> {
-        let Config { bind, tls, limits } = config;
+        let Config { bind, tls, limits, policy } = config;
         let listener = TcpListener::bind(&bind).map_err(|source| Error::Bind { addr: bind.clone(), source })?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -61,6 +61,8 @@ impl Server {
         let shutdown_timeout = limits.shutdown_timeout;
         let context = Arc::new(Context {
             limits,
+            policy,
+            started: Instant::now(),
             tls,
             events: events_tx,
             commands: commands.clone(),
@@ -181,7 +183,7 @@ impl Acceptor {
     fn admit(&mut self, socket: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
         let context = &self.context;
         let max = context.limits.max_connections;
-        if context.stats.open.load(Ordering::SeqCst) >= max as u64 {
+        if context.stats.connections.load(Ordering::SeqCst) >= max as u64 {
             bump(&context.stats.refused);
             log::debug!("refused {peer}: {max} connections open (max_connections)");
             return None;
@@ -237,13 +239,13 @@ struct OpenGuard(Arc<Counters>);
 
 impl OpenGuard {
     fn new(stats: Arc<Counters>) -> OpenGuard {
-        stats.open.fetch_add(1, Ordering::SeqCst);
+        stats.connections.fetch_add(1, Ordering::SeqCst);
         OpenGuard(stats)
     }
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -8,16 +8,25 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Connection threads running now (in handshake or open).
-    pub open: u64,
+    /// Connections being served now: handshakes, plain HTTP requests and WebSockets.
+    pub connections: u64,
+    /// WebSocket connections open now (past the handshake).
+    pub websockets: u64,
     /// TCP connections accepted and given a thread.
     pub accepted: u64,
     /// TCP connections refused because `max_connections` were open (or no thread could start).
     pub refused: u64,
     /// Handshakes that failed in TLS (bad or no ClientHello, untrusted certificate, ...).
     pub handshakes_failed_tls: u64,
-    /// Handshakes that failed in HTTP (not a valid Upgrade request).
+    /// Handshakes that failed in HTTP (not a valid Upgrade request, or refused by the
+    /// Origin check or the authentication hook).
     pub handshakes_failed_http: u64,
+    /// Upgrade requests refused for their `Origin` (403).
+    pub origin_refused: u64,
+    /// Upgrade requests refused by the authentication hook.
+    pub auth_refused: u64,
+    /// Plain HTTP responses served: files, the health endpoint, 404s and other errors.
+    pub http_responses: u64,
     /// Handshakes that did not finish before the handshake deadline.
     pub handshakes_timed_out: u64,
     /// Data messages received from clients.
@@ -43,11 +52,15 @@ pub struct Stats {
 /// The live counters behind [`Stats`]; relaxed atomics, since each is independent.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) open: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) websockets: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) handshakes_failed_tls: AtomicU64,
     pub(crate) handshakes_failed_http: AtomicU64,
+    pub(crate) origin_refused: AtomicU64,
+    pub(crate) auth_refused: AtomicU64,
+    pub(crate) http_responses: AtomicU64,
     pub(crate) handshakes_timed_out: AtomicU64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
@@ -72,11 +85,15 @@ pub(crate) fn add(counter: &AtomicU64, n: usize) {
 impl Counters {
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
-            open: self.open.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+            websockets: self.websockets.load(Relaxed),
             accepted: self.accepted.load(Relaxed),
             refused: self.refused.load(Relaxed),
             handshakes_failed_tls: self.handshakes_failed_tls.load(Relaxed),
             handshakes_failed_http: self.handshakes_failed_http.load(Relaxed),
+            origin_refused: self.origin_refused.load(Relaxed),
+            auth_refused: self.auth_refused.load(Relaxed),
+            http_responses: self.http_responses.load(Relaxed),
             handshakes_timed_out: self.handshakes_timed_out.load(Relaxed),
             messages_in: self.messages_in.load(Relaxed),
             bytes_in: self.bytes_in.load(Relaxed),

@@ -38,7 +38,7 @@ fn clients_vanishing_mid_handshake_leak_nothing() {
     }
 
     eventually("every churned connection is accepted", || handle.stats().accepted == 201);
-    eventually("every churned thread ends", || handle.stats().open == 1);
+    eventually("every churned thread ends", || handle.stats().connections == 1);
     eventually("no tinywss thread is left", || tinywss_threads().len() == threads_before);
     eventually("no file descriptor is left", || open_fds() <= fds_before);
     let stats = handle.stats();

@@ -36,7 +36,7 @@ fn client_close_is_reported_and_answered() {
     }
     assert!(matches!(client.read(), Err(tungstenite::Error::ConnectionClosed)));
     match next_event(&events) {
-        Event::Close { conn: closed, reason: CloseReason::Client { code, reason } } => {
+        Event::Close { conn: closed, reason: CloseReason::Client { code, reason }, .. } => {
             assert_eq!((closed, code, reason.as_str()), (conn, 1000, "bye now"));
         }
         other => panic!("expected Close from the client, got {other:?}"),

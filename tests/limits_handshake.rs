@@ -130,13 +130,13 @@ fn connections_beyond_the_limit_are_refused_before_tls() {
     let refused = common::connect(server.addr, &server.certs.files.ca, "/").map(|_| ()).unwrap_err();
     assert!(matches!(refused, tungstenite::Error::Io(_)), "{refused}");
     let stats = server.handle().stats();
-    assert_eq!((stats.refused, stats.accepted, stats.open), (1, 2, 2));
+    assert_eq!((stats.refused, stats.accepted, stats.connections), (1, 2, 2));
     assert_echo(&mut first, "one");
     assert_echo(&mut second, "two");
     // A slot frees up when a client leaves.
     drop(first);
     let handle = server.handle();
-    eventually("the first client's thread ends", || handle.stats().open == 1);
+    eventually("the first client's thread ends", || handle.stats().connections == 1);
     let mut third = server.connect("/");
     assert_echo(&mut third, "three");
 }

@@ -23,7 +23,7 @@ fn client_that_never_answers_pings_is_dropped_and_reported() {
         .find_map(|i| {
             assert_echo(&mut good, &format!("message {i}"));
             match events.try_recv() {
-                Ok(Event::Close { conn, reason }) if conn == deaf => Some(reason),
+                Ok(Event::Close { conn, reason, .. }) if conn == deaf => Some(reason),
                 Ok(_) | Err(TryRecvError::Empty) => None,
                 Err(e) => panic!("{e}"),
             }

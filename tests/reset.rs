@@ -21,7 +21,7 @@ fn reset_client_yields_close_event_and_thread_exits() {
     drop(client);
 
     match next_event(&events) {
-        Event::Close { conn: closed, reason: CloseReason::Error(e) } => {
+        Event::Close { conn: closed, reason: CloseReason::Error(e), .. } => {
             assert_eq!(closed, conn);
             assert!(matches!(e, tinywss::Error::Io(_)), "{e}");
         }
@@ -29,5 +29,5 @@ fn reset_client_yields_close_event_and_thread_exits() {
     }
     let thread = format!("tinywss-conn-{}", conn.as_u64());
     eventually("the connection thread exits", || !tinywss_threads().contains(&thread));
-    assert_eq!(server.handle().stats().open, 0);
+    assert_eq!(server.handle().stats().connections, 0);
 }

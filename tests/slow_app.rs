@@ -45,7 +45,7 @@ fn slow_application_loses_nothing_and_handle_calls_return() {
     let mut next = 0;
     while next < MESSAGES {
         match events.recv_timeout(common::PATIENCE).expect("messages went missing") {
-            Event::Message { conn: from, message: Message::Text(text) } => {
+            Event::Message { conn: from, message: Message::Text(text), .. } => {
                 assert_eq!(from, conn);
                 assert_eq!(text, next.to_string());
                 next += 1;

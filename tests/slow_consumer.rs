@@ -38,7 +38,7 @@ fn broadcast_until_deaf_is_gone(
             assert_eq!(got[..8], ((burst * BURST + i) as u64).to_be_bytes(), "good client lost a message");
         }
         match events.try_recv() {
-            Ok(Event::Close { conn, reason }) if conn == deaf => {
+            Ok(Event::Close { conn, reason, .. }) if conn == deaf => {
                 let grown = proc_status_kib("VmHWM").saturating_sub(before);
                 eprintln!("deaf client closed after {} broadcasts; peak memory grew {grown} KiB", (burst + 1) * BURST);
                 return (server, reason, grown);

@@ -93,7 +93,7 @@ impl TestServer {
         let events = self.server.events();
         thread::spawn(move || {
             for event in events {
-                if let Event::Message { conn, message } = &event {
+                if let Event::Message { conn, message, .. } = &event {
                     let _ = handle.send(*conn, message.clone());
                 }
                 if tx.send(event).is_err() {
@@ -296,7 +296,7 @@ pub fn read_close_code(raw: &mut Raw) -> Option<u16> {
 pub fn close_reason_of(events: &mpsc::Receiver<Event>, conn: ConnectionId) -> tinywss::CloseReason {
     loop {
         match next_event(events) {
-            Event::Close { conn: c, reason } if c == conn => return reason,
+            Event::Close { conn: c, reason, .. } if c == conn => return reason,
             _ => continue,
         }
     }

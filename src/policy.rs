@@ -1,0 +1,192 @@
+//! Who may connect, and where a request goes: routing, the Origin check, the
+//! authentication hook.
+
+use std::any::Any;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::http::Reject;
+use crate::Request;
+
+/// A value the [authentication hook](crate::ConfigBuilder::authenticate) attaches to a
+/// connection: it comes back with every event of that connection. Downcast it with
+/// `data.downcast_ref::<T>()`.
+pub type AppData = Arc<dyn Any + Send + Sync>;
+
+/// The authentication hook's "no": an HTTP status and a short body for the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+}
+
+impl Rejection {
+    /// Refuses with `status` (e.g. 401 or 403) and `body` (plain text, shown to the client).
+    /// A status outside 400–599 becomes 403.
+    pub fn new(status: u16, body: impl Into<String>) -> Rejection {
+        let status = if (400..600).contains(&status) { status } else { 403 };
+        Rejection { status, body: body.into() }
+    }
+}
+
+/// The authentication hook: runs on the connection's own thread for every Upgrade request.
+pub(crate) type AuthHook = Arc<dyn Fn(&Request) -> Result<Option<AppData>, Rejection> + Send + Sync>;
+
+/// Where one request goes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// A WebSocket Upgrade on a WebSocket path.
+    WebSocket,
+    /// The health endpoint.
+    Health,
+    /// A file under the static directory.
+    File(PathBuf),
+    /// A plain request for a WebSocket path: answered with a short 426 page.
+    WebSocketPage,
+    /// A method other than GET/HEAD for a plain request.
+    MethodNotAllowed,
+    /// Anything else.
+    NotFound,
+}
+
+/// The handshake policy, from the configuration.
+#[derive(Clone)]
+pub(crate) struct Policy {
+    /// Empty: every path is a WebSocket endpoint.
+    pub(crate) websocket_paths: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) same_origin: bool,
+    pub(crate) auth: Option<AuthHook>,
+    pub(crate) health_path: Option<String>,
+    pub(crate) static_dir: Option<PathBuf>,
+    pub(crate) subprotocols: Vec<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            websocket_paths: Vec::new(),
+            allowed_origins: Vec::new(),
+            same_origin: false,
+            auth: None,
+            health_path: Some("/healthz".into()),
+            static_dir: None,
+            subprotocols: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("websocket_paths", &self.websocket_paths)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("same_origin", &self.same_origin)
+            .field("auth", &self.auth.as_ref().map(|_| "<hook>"))
+            .field("health_path", &self.health_path)
+            .field("static_dir", &self.static_dir)
+            .field("subprotocols", &self.subprotocols)
+            .finish()
+    }
+}
+
+impl Policy {
+    /// Decides where a request goes.
+    pub(crate) fn route(&self, request: &Request) -> Route {
+        let path = request.path();
+        let websocket_path = self.websocket_paths.is_empty() || self.websocket_paths.iter().any(|p| p == path);
+        if request.wants_websocket() {
+            return if websocket_path { Route::WebSocket } else { Route::NotFound };
+        }
+        if !matches!(request.method(), "GET" | "HEAD") {
+            return Route::MethodNotAllowed;
+        }
+        if self.health_path.as_deref() == Some(path) {
+            return Route::Health;
+        }
+        if let Some(file) = self.static_dir.as_deref().and_then(|root| crate::files::resolve(root, path)) {
+            return Route::File(file);
+        }
+        if websocket_path {
+            Route::WebSocketPage
+        } else {
+            Route::NotFound
+        }
+    }
+
+    /// Refuses (403) a browser page from another site, when an Origin policy is set.
+    ///
+    /// Why: browsers attach the user's cookies to a WebSocket handshake whatever page
+    /// opened it, and WebSockets are not covered by the same-origin policy. Without this
+    /// check any web site the user visits can talk to this server as that user
+    /// (cross-site WebSocket hijacking). Clients other than browsers send no Origin and
+    /// are let through: the check protects browser users, not the server.
+    pub(crate) fn check_origin(&self, request: &Request) -> Result<(), Reject> {
+        if self.allowed_origins.is_empty() && !self.same_origin {
+            return Ok(());
+        }
+        let Some(origin) = request.origin() else { return Ok(()) };
+        if self.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+            return Ok(());
+        }
+        if self.same_origin && same_host(origin, request.header("host")) {
+            return Ok(());
+        }
+        Err(Reject::new(403, format!("origin {origin:?} is not allowed")))
+    }
+
+    /// Runs the application's hook, if any.
+    pub(crate) fn authenticate(&self, request: &Request) -> Result<Option<AppData>, Reject> {
+        match &self.auth {
+            None => Ok(None),
+            Some(hook) => hook(request).map_err(|r| Reject::new(r.status, r.body)),
+        }
+    }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
+fn same_host(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    origin_host.eq_ignore_ascii_case(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(head: &str) -> Request {
+        Request::parse(head.as_bytes(), "127.0.0.1:1".parse().unwrap(), None).unwrap()
+    }
+
+    const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+
+    #[test]
+    fn routes() {
+        let policy = Policy { websocket_paths: vec!["/ws".into()], ..Policy::default() };
+        assert_eq!(policy.route(&request(&format!("GET /ws HTTP/1.1\r\n{UPGRADE}\r\n"))), Route::WebSocket);
+        assert_eq!(policy.route(&request(&format!("GET /other HTTP/1.1\r\n{UPGRADE}\r\n"))), Route::NotFound);
+        assert_eq!(policy.route(&request("GET /ws HTTP/1.1\r\n\r\n")), Route::WebSocketPage);
+        assert_eq!(policy.route(&request("GET /healthz HTTP/1.1\r\n\r\n")), Route::Health);
+        assert_eq!(policy.route(&request("POST /ws HTTP/1.1\r\n\r\n")), Route::MethodNotAllowed);
+        assert_eq!(policy.route(&request("GET /nothing HTTP/1.1\r\n\r\n")), Route::NotFound);
+    }
+
+    #[test]
+    fn origins() {
+        let open = Policy::default();
+        let strict = Policy { allowed_origins: vec!["https://good.example".into()], ..Policy::default() };
+        let same = Policy { same_origin: true, ..Policy::default() };
+        let evil = request("GET / HTTP/1.1\r\nHost: h:8443\r\nOrigin: https://evil.example\r\n\r\n");
+        let good = request("GET / HTTP/1.1\r\nHost: h:8443\r\nOrigin: https://good.example\r\n\r\n");
+        let own = request("GET / HTTP/1.1\r\nHost: h:8443\r\nOrigin: https://h:8443\r\n\r\n");
+        let none = request("GET / HTTP/1.1\r\nHost: h:8443\r\n\r\n");
+        assert!(open.check_origin(&evil).is_ok());
+        assert_eq!(strict.check_origin(&evil).unwrap_err().status, 403);
+        assert!(strict.check_origin(&good).is_ok());
+        assert!(strict.check_origin(&none).is_ok(), "non-browser clients send no Origin");
+        assert!(same.check_origin(&own).is_ok());
+        assert_eq!(same.check_origin(&evil).unwrap_err().status, 403);
+    }
+}

@@ -1,0 +1,193 @@
+//! [`Request`]: the HTTP request head a client opened with, as the policy sees it.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::http::{Reject, MAX_HEADERS};
+
+/// An HTTP/1.1 request head: the WebSocket Upgrade request, or a plain request for a
+/// page or the health endpoint.
+///
+/// The [authentication hook](crate::ConfigBuilder::authenticate) sees one of these for
+/// every Upgrade request and decides whether the client may connect.
+#[derive(Clone)]
+pub struct Request {
+    method: String,
+    path: String,
+    query: Option<String>,
+    headers: Vec<(String, String)>,
+    peer: SocketAddr,
+    server_name: Option<String>,
+}
+
+impl Request {
+    /// Parses a complete request head (through the blank line).
+    pub(crate) fn parse(head: &[u8], peer: SocketAddr, server_name: Option<String>) -> Result<Request, Reject> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => return Err(Reject::new(400, "incomplete request head")),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Reject::new(431, format!("more than {MAX_HEADERS} header lines")))
+            }
+            Err(e) => return Err(Reject::new(400, format!("malformed request: {e}"))),
+        }
+        if parsed.version != Some(1) {
+            return Err(Reject::new(400, "HTTP/1.1 required"));
+        }
+        let target = parsed.path.unwrap_or_default();
+        // Origin-form only ("/path?query"): absolute URLs and "*" are for proxies.
+        if !target.starts_with('/') {
+            return Err(Reject::new(400, "the request target must start with /"));
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+            None => (target.to_owned(), None),
+        };
+        let headers = parsed
+            .headers
+            .iter()
+            .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).trim().to_owned()))
+            .collect();
+        Ok(Request { method: parsed.method.unwrap_or_default().to_owned(), path, query, headers, peer, server_name })
+    }
+
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path of the request target, without the query, as sent (not percent-decoded).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The query string after `?`, if any, as sent.
+    pub fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+
+    /// The value of one `name=value` pair of the query string, as sent.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .as_deref()?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The first header with this name (case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every header, in the order sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Whether any header called `name` lists `token` (comma-separated, case-insensitive).
+    pub(crate) fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+
+    /// Every comma-separated value of every header called `name`.
+    pub(crate) fn list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(',').map(str::trim))
+    }
+
+    /// A cookie from the `Cookie` header(s).
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.list_cookies().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    fn list_cookies(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+    }
+
+    /// The `Origin` header: the web page that opened the connection, sent by browsers.
+    pub fn origin(&self) -> Option<&str> {
+        self.header("origin")
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The host name the client asked for in TLS (SNI), if any.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    /// Whether this asks for a WebSocket (`Upgrade: websocket`).
+    pub(crate) fn wants_websocket(&self) -> bool {
+        self.has_token("upgrade", "websocket")
+    }
+}
+
+impl fmt::Debug for Request {
+    // Cookies and credentials never reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<_> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let secret = ["cookie", "authorization", "proxy-authorization", "sec-websocket-key"]
+                    .iter()
+                    .any(|s| n.eq_ignore_ascii_case(s));
+                (n.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query.as_ref().map(|_| "<present>"))
+            .field("headers", &headers)
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(head: &str) -> Request {
+        Request::parse(head.as_bytes(), "127.0.0.1:1".parse().unwrap(), None).unwrap()
+    }
+
+    #[test]
+    fn parts_of_the_request() {
+        let r = request(
+            "GET /chat?room=a&token=x%20y HTTP/1.1\r\nHost: h\r\nCookie: a=1; session=s3cret\r\n\
+             Cookie: b=2\r\nAuthorization: Bearer t\r\n\r\n",
+        );
+        assert_eq!((r.method(), r.path(), r.query()), ("GET", "/chat", Some("room=a&token=x%20y")));
+        assert_eq!(r.query_param("token"), Some("x%20y"));
+        assert_eq!(r.query_param("nope"), None);
+        assert_eq!(r.cookie("session"), Some("s3cret"));
+        assert_eq!(r.cookie("b"), Some("2"));
+        assert_eq!(r.header("HOST"), Some("h"));
+        let debug = format!("{r:?}");
+        assert!(!debug.contains("s3cret") && !debug.contains("Bearer"), "{debug}");
+    }
+
+    #[test]
+    fn absolute_targets_are_refused() {
+        let err = Request::parse(b"GET http://evil/ HTTP/1.1\r\n\r\n", "127.0.0.1:1".parse().unwrap(), None);
+        assert_eq!(err.unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,414 @@
+//! The frame loop of an open WebSocket connection.
+//!
+//! Each wake-up is handled as a batch: read every frame that is available, queue every
+//! outbound message that is waiting, then flush once. Control frames are answered here
+//! (tungstenite queues pongs and close replies; the next flush sends them), timers are
+//! checked here, and the close handshake ends here.
+
+use std::io::{self, Write};
+use std::net::Shutdown;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Error as WsError, Message as WsMessage, WebSocket};
+
+use crate::config::Limits;
+use crate::connection::{tls_error, Thread};
+use crate::policy::AppData;
+use crate::stats::{add, bump};
+use crate::stream::{would_block, TlsStream};
+use crate::wait::wait;
+use crate::{CloseReason, Error, Event, Message};
+
+/// Most messages read per wake-up before queued output gets its turn.
+const READ_BUDGET: usize = 256;
+
+/// The reason tungstenite puts in its Close reply when the client's close code may not be sent.
+const TUNGSTENITE_BAD_CODE_REASON: &str = "Protocol violation";
+
+/// A close the server started, and when to stop waiting for the client's reply.
+struct Closing {
+    code: u16,
+    reason: String,
+    deadline: Instant,
+}
+
+/// The frame loop of an open connection.
+pub(crate) struct Session<'a> {
+    thread: &'a Thread<'a>,
+    outbox: &'a Receiver<WsMessage>,
+    ws: WebSocket<TlsStream>,
+    /// When any frame last arrived (keepalive).
+    last_frame: Instant,
+    /// When a data message last arrived (idle timeout).
+    last_message: Instant,
+    ping_sent: Option<Instant>,
+    closing: Option<Closing>,
+    /// The close code and reason the client sent first, if it started the close.
+    client_close: Option<(u16, String)>,
+    /// A message tungstenite handed back because its write buffer was full.
+    pending: Option<WsMessage>,
+    want_write: bool,
+    /// Since when output has been waiting without the socket taking a single byte,
+    /// and how many bytes it had taken then.
+    stalled: Option<(Instant, u64)>,
+    /// What the authentication hook attached; sent with every event.
+    data: Option<AppData>,
+    /// Frames may be waiting in rustls or tungstenite after the read budget ran out.
+    more_to_read: bool,
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(
+        thread: &'a Thread<'a>,
+        outbox: &'a Receiver<WsMessage>,
+        stream: TlsStream,
+        leftover: Vec<u8>,
+        data: Option<AppData>,
+    ) -> Self {
+        let limits = &thread.context.limits;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(limits.read_buffer_size)
+            .write_buffer_size(limits.write_buffer_size)
+            // Room for one more message beyond the batch: the outbound queue, not this
+            // buffer, is where messages wait for a slow client.
+            .max_write_buffer_size(limits.write_buffer_size + limits.max_message_size.max(64 << 10) + 64)
+            .max_message_size(Some(limits.max_message_size))
+            .max_frame_size(Some(limits.max_frame_size.min(limits.max_message_size)));
+        let now = Instant::now();
+        Session {
+            thread,
+            outbox,
+            ws: WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config)),
+            last_frame: now,
+            last_message: now,
+            ping_sent: None,
+            closing: None,
+            client_close: None,
+            pending: None,
+            want_write: false,
+            stalled: None,
+            data,
+            more_to_read: false,
+        }
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.thread.context.limits
+    }
+
+    /// Runs until the connection is over; returns why.
+    pub(crate) fn run(&mut self) -> CloseReason {
+        loop {
+            // Look at the close request before the queue: a message queued before the
+            // request must still go out before the Close frame.
+            let close_request = self.thread.control.take_close_request();
+            if let Some(end) = self.read_frames() {
+                return end;
+            }
+            self.write_queued();
+            if let Some((code, reason)) = close_request {
+                self.start_close(code, reason);
+            }
+            if let Some(end) = self.check_timers() {
+                return end;
+            }
+            if let Some(end) = self.flush() {
+                return end;
+            }
+            let deadline = if self.more_to_read { Some(Instant::now()) } else { self.next_deadline() };
+            let waker = &self.thread.control.waker;
+            match wait(&self.ws.get_ref().sock, self.want_write, waker, deadline) {
+                Ok(true) => waker.reset(),
+                Ok(false) => {}
+                Err(e) => return CloseReason::Error(Error::Io(e)),
+            }
+        }
+    }
+
+    /// Reads every frame that is ready (up to the budget); `Some` when the connection ended.
+    fn read_frames(&mut self) -> Option<CloseReason> {
+        self.more_to_read = false;
+        for _ in 0..READ_BUDGET {
+            match self.ws.read() {
+                Ok(message) => {
+                    self.last_frame = Instant::now();
+                    self.ping_sent = None;
+                    self.on_message(message);
+                }
+                Err(WsError::Io(e)) if would_block(&e) => return None,
+                Err(e) => return Some(self.on_read_error(e)),
+            }
+        }
+        self.more_to_read = true;
+        None
+    }
+
+    fn on_message(&mut self, message: WsMessage) {
+        let id = self.thread.id;
+        let context = self.thread.context;
+        let message = match message {
+            WsMessage::Text(text) => Message::Text(text.as_str().to_owned()),
+            WsMessage::Binary(data) => Message::Binary(data.into()),
+            WsMessage::Ping(_) => return log::trace!("{id}: ping received; pong queued"),
+            WsMessage::Pong(_) => return log::trace!("{id}: pong received"),
+            WsMessage::Close(frame) => return self.on_close_frame(frame),
+            WsMessage::Frame(_) => return,
+        };
+        self.last_message = self.last_frame;
+        bump(&context.stats.messages_in);
+        add(&context.stats.bytes_in, message.len());
+        log::trace!("{id}: {} message of {} bytes received", kind(&message), message.len());
+        context.emit(Event::Message { conn: id, message, data: self.data.clone() });
+    }
+
+    fn on_close_frame(&mut self, frame: Option<CloseFrame>) {
+        let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
+        if code == 1002 && reason == TUNGSTENITE_BAD_CODE_REASON && self.closing.is_none() {
+            // tungstenite replaced a close code that may not be sent (RFC 6455 §7.4) with
+            // 1002 and echoes that: the server is the one failing the connection.
+            log::debug!("{}: the client sent an invalid close code; replying 1002", self.thread.id);
+            bump(&self.thread.context.stats.protocol_errors);
+            let reason = "invalid close code".to_owned();
+            self.closing = Some(Closing { code, reason, deadline: Instant::now() + self.limits().close_timeout });
+            return;
+        }
+        if self.closing.is_some() {
+            log::trace!("{}: client acknowledged our close with {code}", self.thread.id);
+        } else {
+            // tungstenite has queued the echo of this Close frame; the next flush sends it.
+            log::trace!("{}: client closes with {code} {reason:?}; replying", self.thread.id);
+            self.client_close = Some((code, reason));
+        }
+    }
+
+    /// Maps a read error to the end of the connection, failing it with the RFC's close
+    /// code where the client broke the protocol.
+    fn on_read_error(&mut self, error: WsError) -> CloseReason {
+        match error {
+            WsError::ConnectionClosed | WsError::AlreadyClosed => self.clean_end(),
+            // We started the close; a client that hangs up instead of replying still
+            // ends the connection the way the server asked for.
+            WsError::Io(_) | WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)
+                if self.closing.is_some() =>
+            {
+                self.clean_end()
+            }
+            WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+                CloseReason::Error(Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the client closed the connection without a close handshake",
+                )))
+            }
+            WsError::Io(e) => CloseReason::Error(tls_error(e)),
+            WsError::Capacity(e) => self.fail(1009, &format!("{e}")),
+            WsError::Utf8(_) => self.fail(1007, "invalid UTF-8 in a text message"),
+            WsError::Protocol(e) => self.fail(1002, &format!("{e}")),
+            WsError::AttackAttempt => self.fail(1008, "attack attempt"),
+            other => CloseReason::Error(Error::Protocol(other.to_string())),
+        }
+    }
+
+    /// The close handshake finished: report who started it.
+    fn clean_end(&mut self) -> CloseReason {
+        if let Some(closing) = self.closing.take() {
+            CloseReason::Server { code: closing.code, reason: closing.reason }
+        } else if let Some((code, reason)) = self.client_close.take() {
+            CloseReason::Client { code, reason }
+        } else {
+            CloseReason::Error(Error::Io(io::ErrorKind::UnexpectedEof.into()))
+        }
+    }
+
+    /// _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): send a Close frame with the
+    /// code, then drop the connection without waiting for a reply.
+    fn fail(&mut self, code: u16, reason: &str) -> CloseReason {
+        log::debug!("{}: failing the connection with {code}: {reason}", self.thread.id);
+        let stats = &self.thread.context.stats;
+        bump(if code == 1009 { &stats.limit_closes } else { &stats.protocol_errors });
+        // Control frames carry at most 125 bytes: 2 for the code, the rest for the reason.
+        let reason = truncate_utf8(reason, 123).to_owned();
+        let _ = self.ws.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() }));
+        CloseReason::Server { code, reason }
+    }
+
+    /// Moves queued messages into tungstenite until the queue is empty or buffers are full.
+    fn write_queued(&mut self) {
+        if let Some(message) = self.pending.take() {
+            if !self.write(message) {
+                return;
+            }
+        }
+        while self.ws.can_write() {
+            let Ok(message) = self.outbox.try_recv() else { break };
+            self.thread.control.dequeued(message.len());
+            if !self.write(message) {
+                break;
+            }
+        }
+    }
+
+    /// Hands one message to tungstenite; false when no more should be written now.
+    fn write(&mut self, message: WsMessage) -> bool {
+        let len = message.len();
+        let stats = &self.thread.context.stats;
+        match self.ws.write(message) {
+            Ok(()) => {}
+            // Buffered; the socket is full for now.
+            Err(WsError::Io(e)) if would_block(&e) => self.want_write = true,
+            Err(WsError::WriteBufferFull(message)) => {
+                self.pending = Some(*message);
+                self.want_write = true;
+                return false;
+            }
+            Err(e) => {
+                bump(&stats.dropped);
+                log::debug!("{}: message not sent: {e}", self.thread.id);
+                return false;
+            }
+        }
+        bump(&stats.messages_out);
+        add(&stats.bytes_out, len);
+        log::trace!("{}: message of {len} bytes queued for the client", self.thread.id);
+        !self.want_write
+    }
+
+    /// Starts the close handshake, unless one is already under way.
+    fn start_close(&mut self, code: u16, reason: String) {
+        if self.closing.is_some() || !self.ws.can_write() {
+            return;
+        }
+        log::debug!("{}: closing with {code} {reason:?}", self.thread.id);
+        let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_utf8(&reason, 123).to_owned().into() };
+        let deadline = Instant::now() + self.limits().close_timeout;
+        self.closing = Some(Closing { code, reason, deadline });
+        // The frame is queued even when the socket is full (WouldBlock); flush sends it.
+        let _ = self.ws.close(Some(frame));
+    }
+
+    /// Keepalive, idle and close deadlines; `Some` when the connection must end now.
+    fn check_timers(&mut self) -> Option<CloseReason> {
+        let now = Instant::now();
+        if self.closing.as_ref().is_some_and(|c| now >= c.deadline) {
+            log::debug!("{}: no close reply from the client in time", self.thread.id);
+            return Some(self.clean_end());
+        }
+        let limits = self.limits();
+        let (pong_timeout, ping_interval, idle_timeout) =
+            (limits.pong_timeout, limits.ping_interval, limits.idle_timeout);
+        if self.stalled.is_some_and(|(since, _)| now >= since + limits.write_timeout) {
+            return Some(self.limit_end("the client stopped reading: no write progress within the write timeout"));
+        }
+        match (self.ping_sent, ping_interval) {
+            (Some(sent), _) if now >= sent + pong_timeout => {
+                return Some(self.limit_end("no answer to a keepalive ping"));
+            }
+            (None, Some(interval)) if now >= self.last_frame + interval && self.closing.is_none() => {
+                log::trace!("{}: quiet for {interval:?}; sending a keepalive ping", self.thread.id);
+                self.ping_sent = Some(now);
+                let _ = self.ws.write(WsMessage::Ping(Default::default()));
+            }
+            _ => {}
+        }
+        if let Some(idle) = idle_timeout {
+            if now >= self.last_message + idle && self.closing.is_none() {
+                bump(&self.thread.context.stats.limit_closes);
+                self.start_close(1000, "idle timeout".into());
+            }
+        }
+        None
+    }
+
+    /// Ends a connection that broke a time limit; no close handshake, the client is
+    /// not listening.
+    fn limit_end(&self, what: &'static str) -> CloseReason {
+        bump(&self.thread.context.stats.limit_closes);
+        log::debug!("{}: {what}", self.thread.id);
+        CloseReason::Error(Error::Timeout(what))
+    }
+
+    /// When the loop must wake up even if nothing arrives.
+    fn next_deadline(&self) -> Option<Instant> {
+        let limits = self.limits();
+        let keepalive = match self.ping_sent {
+            Some(sent) => Some(sent + limits.pong_timeout),
+            None => limits.ping_interval.map(|i| self.last_frame + i),
+        };
+        let idle = limits.idle_timeout.map(|i| self.last_message + i);
+        let close = self.closing.as_ref().map(|c| c.deadline);
+        let stall = self.stalled.map(|(since, _)| since + limits.write_timeout);
+        [keepalive, idle, close, stall].into_iter().flatten().min()
+    }
+
+    /// Writes everything buffered; `Some` when that ended the connection.
+    fn flush(&mut self) -> Option<CloseReason> {
+        match self.ws.flush() {
+            Ok(()) => {
+                self.want_write = false;
+                self.stalled = None;
+                None
+            }
+            Err(WsError::Io(e)) if would_block(&e) => {
+                self.want_write = true;
+                let sent = self.ws.get_ref().bytes_sent;
+                if self.stalled.is_none_or(|(_, before)| before != sent) {
+                    self.stalled = Some((Instant::now(), sent));
+                }
+                None
+            }
+            // The server wrote the last Close frame of the handshake.
+            Err(WsError::ConnectionClosed) => Some(self.clean_end()),
+            Err(WsError::Io(e)) => Some(CloseReason::Error(tls_error(e))),
+            Err(e) => Some(CloseReason::Error(Error::Protocol(e.to_string()))),
+        }
+    }
+
+    /// Sends what is still buffered (a Close frame, usually), then TLS `close_notify`,
+    /// then closes TCP: within the close timeout, because the client may be gone.
+    pub(crate) fn finish(&mut self) {
+        let deadline = Some(Instant::now() + self.limits().close_timeout);
+        let waker = &self.thread.control.waker;
+        let stream = self.ws.get_mut();
+        loop {
+            match stream.flush() {
+                Err(e) if would_block(&e) => {}
+                _ => break,
+            }
+            match wait(&stream.sock, true, waker, deadline) {
+                Ok(_) if deadline.is_some_and(|d| Instant::now() < d) => {}
+                _ => break,
+            }
+        }
+        stream.close_notify();
+        let _ = stream.sock.shutdown(Shutdown::Both);
+    }
+}
+
+fn kind(message: &Message) -> &'static str {
+    match message {
+        Message::Text(_) => "text",
+        Message::Binary(_) => "binary",
+    }
+}
+
+/// The longest prefix of `text` that fits in `max` bytes without splitting a character.
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_utf8;
+
+    #[test]
+    fn truncation_keeps_characters_whole() {
+        assert_eq!(truncate_utf8("héllo", 2), "h");
+        assert_eq!(truncate_utf8("héllo", 3), "hé");
+        assert_eq!(truncate_utf8("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,186 @@
+//! The HTTP phase of a connection thread: read the request head, route it, and answer
+//! with `101 Switching Protocols`, a file, the health JSON, or an HTTP error.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::connection::{tls_error, Thread};
+use crate::http::{self, Reject};
+use crate::policy::Route;
+use crate::stats::bump;
+use crate::stream::{would_block, TlsStream};
+use crate::{ConnectionInfo, Error, Request};
+
+/// What the 101 response settled: the connection's info, and the bytes the client
+/// sent right behind its request (its first frames, perhaps).
+pub(crate) type Upgraded = (ConnectionInfo, Vec<u8>);
+
+/// How much of a file goes through TLS at a time.
+const FILE_CHUNK: usize = 16 << 10;
+
+impl Thread<'_> {
+    /// Reads one request and answers it. `Some` for a WebSocket, `None` when a plain
+    /// response was served; `Err` when the request was refused.
+    pub(crate) fn serve_request(&self, stream: &mut TlsStream) -> Result<Option<Upgraded>, Error> {
+        let (head, leftover) = self.read_request_head(stream)?;
+        let server_name = stream.tls.server_name().map(str::to_owned);
+        let request = match Request::parse(&head, self.peer, server_name) {
+            Ok(request) => request,
+            Err(reject) => return Err(self.refuse(stream, reject)),
+        };
+        log::debug!("{}: {} {} ({:?})", self.id, request.method(), request.path(), request);
+        let policy = &self.context.policy;
+        match policy.route(&request) {
+            Route::WebSocket => self.accept_websocket(stream, &request, leftover).map(Some),
+            Route::Health => self.respond_plain(stream, 200, "application/json", &self.health_json(), &request),
+            Route::File(path) => self.respond_file(stream, &path, &request),
+            Route::WebSocketPage => {
+                let page = "426 Upgrade Required: this is a WebSocket endpoint. \
+                            Connect with a WebSocket client (new WebSocket(\"wss://...\")), not a page load.\n";
+                self.respond_plain(stream, 426, "text/plain; charset=utf-8", page, &request)
+            }
+            Route::MethodNotAllowed => {
+                self.respond_plain(stream, 405, "text/plain", "405 method not allowed\n", &request)
+            }
+            Route::NotFound => {
+                if request.wants_websocket() {
+                    Err(self.refuse(stream, Reject::new(404, format!("no WebSocket endpoint at {}", request.path()))))
+                } else {
+                    self.respond_plain(stream, 404, "text/plain", "404 not found\n", &request)
+                }
+            }
+        }
+    }
+
+    /// Validates the Upgrade, applies the Origin check and the authentication hook, and
+    /// sends the 101.
+    fn accept_websocket(
+        &self,
+        stream: &mut TlsStream,
+        request: &Request,
+        leftover: Vec<u8>,
+    ) -> Result<Upgraded, Error> {
+        let policy = &self.context.policy;
+        let stats = &self.context.stats;
+        let upgrade = match http::check_upgrade(request, &policy.subprotocols) {
+            Ok(upgrade) => upgrade,
+            Err(reject) => return Err(self.refuse(stream, reject)),
+        };
+        if let Err(reject) = policy.check_origin(request) {
+            bump(&stats.origin_refused);
+            return Err(self.refuse(stream, reject));
+        }
+        let data = match policy.authenticate(request) {
+            Ok(data) => data,
+            Err(reject) => {
+                bump(&stats.auth_refused);
+                return Err(self.refuse(stream, reject));
+            }
+        };
+        let response = http::switching_protocols(&upgrade);
+        self.send_all(stream, response.as_bytes(), self.deadline)?;
+        log::debug!("{}: 101 Switching Protocols, subprotocol {:?}", self.id, upgrade.subprotocol);
+        let info = ConnectionInfo {
+            id: self.id,
+            peer: self.peer,
+            path: upgrade.path,
+            subprotocol: upgrade.subprotocol,
+            server_name: stream.tls.server_name().map(str::to_owned),
+            tls_version: stream.tls.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
+            data,
+        };
+        Ok((info, leftover))
+    }
+
+    /// Answers with an HTTP error and reports the refusal as the error.
+    fn refuse(&self, stream: &mut TlsStream, reject: Reject) -> Error {
+        bump(&self.context.stats.http_responses);
+        // The answer is best effort: the error to report is the refusal itself.
+        let _ = self.send_all(stream, http::error_response(&reject).as_bytes(), self.deadline);
+        Error::Handshake { status: reject.status, reason: reject.reason }
+    }
+
+    /// A complete small response; HEAD gets the head only.
+    fn respond_plain(
+        &self,
+        stream: &mut TlsStream,
+        status: u16,
+        content_type: &str,
+        body: &str,
+        request: &Request,
+    ) -> Result<Option<Upgraded>, Error> {
+        bump(&self.context.stats.http_responses);
+        let mut response = http::response_head(status, content_type, body.len() as u64, "");
+        if request.method() != "HEAD" {
+            response.push_str(body);
+        }
+        self.send_all(stream, response.as_bytes(), self.deadline)?;
+        log::debug!("{}: answered {} {} with {status}", self.id, request.method(), request.path());
+        Ok(None)
+    }
+
+    /// Streams a file in chunks; each chunk must leave within the write timeout.
+    fn respond_file(&self, stream: &mut TlsStream, path: &Path, request: &Request) -> Result<Option<Upgraded>, Error> {
+        let not_found =
+            |stream: &mut TlsStream| self.respond_plain(stream, 404, "text/plain", "404 not found\n", request);
+        let Ok(mut file) = File::open(path) else { return not_found(stream) };
+        let Ok(length) = file.metadata().map(|m| m.len()) else { return not_found(stream) };
+        bump(&self.context.stats.http_responses);
+        let head = http::response_head(200, crate::files::content_type(path), length, "");
+        self.send_all(stream, head.as_bytes(), self.deadline)?;
+        if request.method() != "HEAD" {
+            let mut chunk = vec![0u8; FILE_CHUNK];
+            loop {
+                let n = file.read(&mut chunk).map_err(Error::Io)?;
+                if n == 0 {
+                    break;
+                }
+                let deadline = Instant::now() + self.context.limits.write_timeout;
+                self.send_all(stream, &chunk[..n], deadline)?;
+            }
+        }
+        log::debug!("{}: served {} ({length} bytes)", self.id, path.display());
+        Ok(None)
+    }
+
+    fn health_json(&self) -> String {
+        let stats = self.context.stats.snapshot();
+        format!(
+            "{{\"status\":\"ok\",\"uptime_seconds\":{},\"websockets\":{},\"connections\":{}}}\n",
+            self.context.started.elapsed().as_secs(),
+            stats.websockets,
+            stats.connections
+        )
+    }
+
+    /// Reads until the blank line that ends the request head; returns the head and any
+    /// bytes after it.
+    fn read_request_head(&self, stream: &mut TlsStream) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let max = self.context.limits.max_request_head;
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        loop {
+            let scanned = buf.len().saturating_sub(3);
+            match stream.read(&mut chunk) {
+                Ok(0) => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if would_block(&e) => {
+                    // TLS 1.3 session tickets may still be waiting to go out.
+                    let _ = std::io::Write::flush(stream);
+                    self.wait_io(&stream.sock, stream.wants_write(), self.deadline)?;
+                    continue;
+                }
+                Err(e) => return Err(tls_error(e)),
+            }
+            if let Some(end) = http::head_len(&buf[scanned..]).map(|n| scanned + n) {
+                let leftover = buf.split_off(end);
+                return Ok((buf, leftover));
+            }
+            if buf.len() > max {
+                return Err(self.refuse(stream, Reject::new(431, format!("request head larger than {max} bytes"))));
+            }
+        }
+    }
+}
