@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tungstenite::Message as WsMessage;
 
 use crate::config::{Limits, SlowConsumerPolicy};
+use crate::rooms::Rooms;
 use crate::stats::{bump, Counters};
 use crate::wait::Waker;
 use crate::ConnectionId;
@@ -36,6 +37,12 @@ pub(crate) enum Command {
     Broadcast { message: WsMessage },
     /// Ask one connection to close with this code and reason.
     Close { id: ConnectionId, code: u16, reason: String },
+    /// Add an open connection to a room.
+    Join { id: ConnectionId, room: String },
+    /// Remove a connection from a room.
+    Leave { id: ConnectionId, room: String },
+    /// Queue a message for every member of a room, but `except` (the payload is shared).
+    Publish { room: String, message: WsMessage, except: Option<ConnectionId> },
     /// Close every connection with 1001 and stop.
     Shutdown,
 }
@@ -105,6 +112,7 @@ struct Entry {
 /// The dispatcher's state: the registry and what it needs to route.
 struct Dispatcher {
     conns: HashMap<ConnectionId, Entry>,
+    rooms: Rooms,
     stats: Arc<Counters>,
     max_queued_bytes: usize,
     policy: SlowConsumerPolicy,
@@ -114,6 +122,7 @@ struct Dispatcher {
 pub(crate) fn run(commands: Receiver<Command>, stats: Arc<Counters>, limits: &Limits) {
     let mut dispatcher = Dispatcher {
         conns: HashMap::new(),
+        rooms: Rooms::default(),
         stats,
         max_queued_bytes: limits.outbound_queue_bytes,
         policy: limits.slow_consumer,
@@ -139,6 +148,8 @@ impl Dispatcher {
             }
             Command::Unregister { id } => {
                 self.conns.remove(&id);
+                self.rooms.remove_connection(id);
+                self.update_room_stats();
             }
             Command::Send { id, message } => match self.conns.get(&id) {
                 Some(entry) if entry.open => self.deliver(id, entry, message),
@@ -158,6 +169,24 @@ impl Dispatcher {
                 }
                 None => log::debug!("{id}: close requested, but it is already gone"),
             },
+            Command::Join { id, room } => match self.conns.get(&id) {
+                Some(entry) if entry.open => {
+                    self.rooms.join(id, &room);
+                    self.update_room_stats();
+                }
+                _ => log::debug!("{id}: not open; cannot join {room:?}"),
+            },
+            Command::Leave { id, room } => {
+                self.rooms.leave(id, &room);
+                self.update_room_stats();
+            }
+            Command::Publish { room, message, except } => {
+                for id in self.rooms.members(&room).filter(|id| Some(*id) != except) {
+                    if let Some(entry) = self.conns.get(&id) {
+                        self.deliver(id, entry, message.clone());
+                    }
+                }
+            }
             Command::Shutdown => {
                 for entry in self.conns.values() {
                     entry.link.control.request_close(1001, "server shutting down");
@@ -189,6 +218,11 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    fn update_room_stats(&self) {
+        self.stats.rooms.store(self.rooms.count() as u64, Ordering::Relaxed);
+        self.stats.room_members.store(self.rooms.memberships() as u64, Ordering::Relaxed);
     }
 
     fn slow_consumer(&self, id: ConnectionId, control: &Control) {

@@ -105,6 +105,46 @@ impl Handle {
         self.command(Command::Close { id: conn, code, reason: reason.to_owned() })
     }
 
+    /// Adds an open connection to `room` (rooms exist while they have members). A
+    /// connection may be in any number of rooms; it leaves all of them when it closes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after shutdown.
+    pub fn join(&self, conn: ConnectionId, room: &str) -> Result<(), Error> {
+        self.command(Command::Join { id: conn, room: room.to_owned() })
+    }
+
+    /// Removes a connection from `room`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after shutdown.
+    pub fn leave(&self, conn: ConnectionId, room: &str) -> Result<(), Error> {
+        self.command(Command::Leave { id: conn, room: room.to_owned() })
+    }
+
+    /// Queues a message for every member of `room`. The payload is shared between the
+    /// members, not copied; each connection only frames and encrypts it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after shutdown.
+    pub fn publish(&self, room: &str, message: impl Into<Message>) -> Result<(), Error> {
+        self.command(Command::Publish { room: room.to_owned(), message: to_ws(message.into()), except: None })
+    }
+
+    /// Like [`publish`](Handle::publish), but not to `sender` (a chat message goes to
+    /// everyone else in the room).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after shutdown.
+    pub fn publish_except(&self, room: &str, message: impl Into<Message>, sender: ConnectionId) -> Result<(), Error> {
+        let message = to_ws(message.into());
+        self.command(Command::Publish { room: room.to_owned(), message, except: Some(sender) })
+    }
+
     /// A snapshot of the server's counters.
     pub fn stats(&self) -> Stats {
         self.shared.stats.snapshot()

@@ -104,6 +104,7 @@ mod handle;
 mod http;
 mod policy;
 mod request;
+mod rooms;
 mod server;
 mod session;
 mod stats;

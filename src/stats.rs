@@ -47,6 +47,10 @@ pub struct Stats {
     pub limit_closes: u64,
     /// Connections failed for breaking the protocol (1002) or sending invalid UTF-8 (1007).
     pub protocol_errors: u64,
+    /// Rooms with at least one member, now.
+    pub rooms: u64,
+    /// Room memberships, now (a connection in three rooms counts three times).
+    pub room_members: u64,
 }
 
 /// The live counters behind [`Stats`]; relaxed atomics, since each is independent.
@@ -70,6 +74,8 @@ pub(crate) struct Counters {
     pub(crate) slow_consumer_closes: AtomicU64,
     pub(crate) limit_closes: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
+    pub(crate) rooms: AtomicU64,
+    pub(crate) room_members: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -103,6 +109,8 @@ impl Counters {
             slow_consumer_closes: self.slow_consumer_closes.load(Relaxed),
             limit_closes: self.limit_closes.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
+            rooms: self.rooms.load(Relaxed),
+            room_members: self.room_members.load(Relaxed),
         }
     }
 }
