@@ -113,6 +113,10 @@ mod tls;
 mod upgrade;
 mod wait;
 
+/// The channel crate of [`Server::events`], re-exported on purpose (it is not 1.0 yet):
+/// use this one for `select!` and `tick`, so its version always matches ours.
+pub use crossbeam_channel;
+
 pub use config::{Config, ConfigBuilder, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};

@@ -1,0 +1,123 @@
+//! The command line every example shares: `--bind`, `--cert`/`--key` (or the
+//! development certificates), `--max-message`, `--max-frame`, plus each example's own
+//! flags, and logging to stderr (`RUST_LOG` sets the level; `info` by default).
+
+// Each example uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::exit;
+
+use tinywss::{Config, ConfigBuilder};
+
+use crate::dev_certs;
+
+/// Parsed options.
+pub struct Cli {
+    pub bind: String,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub max_message: Option<usize>,
+    pub max_frame: Option<usize>,
+    /// The example's own flags, without their leading `--`.
+    pub extra: HashMap<String, String>,
+}
+
+impl Cli {
+    /// Parses the process arguments; `own_flags` are the example's extra flags (e.g.
+    /// `["rate"]` for `--rate N`). Prints `usage` and exits on `--help` or a mistake.
+    pub fn parse(usage: &str, own_flags: &[&str]) -> Cli {
+        match Cli::try_parse(std::env::args().skip(1), own_flags) {
+            Ok(cli) => cli,
+            Err(e) if e.is_empty() => {
+                println!("{usage}");
+                exit(0);
+            }
+            Err(e) => fail(&e, usage),
+        }
+    }
+
+    fn try_parse(mut argv: impl Iterator<Item = String>, own_flags: &[&str]) -> Result<Cli, String> {
+        let mut cli = Cli {
+            bind: "127.0.0.1:8443".into(),
+            cert: None,
+            key: None,
+            max_message: None,
+            max_frame: None,
+            extra: HashMap::new(),
+        };
+        while let Some(flag) = argv.next() {
+            if flag == "--help" || flag == "-h" {
+                return Err(String::new());
+            }
+            let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let bytes = || value.parse::<usize>().map_err(|_| format!("{flag}: {value:?} is not a number of bytes"));
+            match flag.as_str() {
+                "--bind" => cli.bind = value.clone(),
+                "--cert" => cli.cert = Some(value.clone().into()),
+                "--key" => cli.key = Some(value.clone().into()),
+                "--max-message" => cli.max_message = Some(bytes()?),
+                "--max-frame" => cli.max_frame = Some(bytes()?),
+                other if own_flags.contains(&other.trim_start_matches("--")) => {
+                    cli.extra.insert(other.trim_start_matches("--").to_owned(), value);
+                }
+                _ => return Err(format!("unknown option {flag}")),
+            }
+        }
+        Ok(cli)
+    }
+
+    /// One of the example's own flags, parsed, or `default`.
+    pub fn get<T: std::str::FromStr>(&self, flag: &str, default: T, usage: &str) -> T {
+        match self.extra.get(flag) {
+            None => default,
+            Some(value) => value.parse().unwrap_or_else(|_| fail(&format!("--{flag}: cannot use {value:?}"), usage)),
+        }
+    }
+
+    /// A builder with the shared options applied: address, TLS identity, limits.
+    pub fn builder(&self) -> Result<ConfigBuilder, String> {
+        let (cert, key) = self.identity()?;
+        let mut builder = Config::builder().bind(&self.bind).tls_pem_files(cert, key);
+        if let Some(bytes) = self.max_message {
+            builder = builder.max_message_size(bytes);
+        }
+        if let Some(bytes) = self.max_frame {
+            builder = builder.max_frame_size(bytes);
+        }
+        Ok(builder)
+    }
+
+    /// The certificate and key to use: the ones given, or the development ones.
+    fn identity(&self) -> Result<(PathBuf, PathBuf), String> {
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Ok((cert.clone(), key.clone())),
+            (None, None) => {
+                let dir = dev_certs::default_dir();
+                let certs =
+                    dev_certs::ensure(&dir).map_err(|e| format!("cannot make development certificates: {e}"))?;
+                log::warn!(
+                    "using the development certificate {}; clients must trust {} (see certs/README.md)",
+                    certs.cert.display(),
+                    certs.ca.display()
+                );
+                Ok((certs.cert, certs.key))
+            }
+            _ => Err("--cert and --key go together".into()),
+        }
+    }
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
+
+/// Prints the error and the usage, and exits with status 2.
+pub fn fail(error: &str, usage: &str) -> ! {
+    let name = std::env::args().next().unwrap_or_default();
+    let name = std::path::Path::new(&name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    eprintln!("{name}: {error}\n{usage}");
+    exit(2)
+}
