@@ -47,8 +47,6 @@ pub(crate) struct Session<'a> {
     closing: Option<Closing>,
     /// The close code and reason the client sent first, if it started the close.
     client_close: Option<(u16, String)>,
-    /// A message tungstenite handed back because its write buffer was full.
-    pending: Option<WsMessage>,
     want_write: bool,
     /// Since when output has been waiting without the socket taking a single byte,
     /// and how many bytes it had taken then.
@@ -71,9 +69,11 @@ impl<'a> Session<'a> {
         let config = WebSocketConfig::default()
             .read_buffer_size(limits.read_buffer_size)
             .write_buffer_size(limits.write_buffer_size)
-            // Room for one more message beyond the batch: the outbound queue, not this
-            // buffer, is where messages wait for a slow client.
-            .max_write_buffer_size(limits.write_buffer_size + limits.max_message_size.max(64 << 10) + 64)
+            // Unbounded here because the loop bounds it: messages move from the outbound
+            // queue into this buffer only while the socket takes them, so it holds at most
+            // write_buffer_size plus one message. (A finite limit would leave a message
+            // larger than it stuck forever.)
+            .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(limits.max_message_size))
             .max_frame_size(Some(limits.max_frame_size.min(limits.max_message_size)));
         let now = Instant::now();
@@ -86,7 +86,6 @@ impl<'a> Session<'a> {
             ping_sent: None,
             closing: None,
             client_close: None,
-            pending: None,
             want_write: false,
             stalled: None,
             data,
@@ -117,7 +116,10 @@ impl<'a> Session<'a> {
             if let Some(end) = self.flush() {
                 return end;
             }
-            let deadline = if self.more_to_read { Some(Instant::now()) } else { self.next_deadline() };
+            // Do not sleep on work already in hand: frames left by the read budget, or
+            // messages still queued while the socket can take them.
+            let more_to_write = !self.want_write && !self.outbox.is_empty() && self.ws.can_write();
+            let deadline = if self.more_to_read || more_to_write { Some(Instant::now()) } else { self.next_deadline() };
             let waker = &self.thread.control.waker;
             match wait(&self.ws.get_ref().sock, self.want_write, waker, deadline) {
                 Ok(true) => waker.reset(),
@@ -233,45 +235,34 @@ impl<'a> Session<'a> {
         CloseReason::Server { code, reason }
     }
 
-    /// Moves queued messages into tungstenite until the queue is empty or buffers are full.
+    /// Moves queued messages into tungstenite while the socket takes them. Nothing moves
+    /// while the socket is full (`want_write`): the messages wait in the bounded outbound
+    /// queue, where a slow client is noticed, not in tungstenite's buffer.
     fn write_queued(&mut self) {
-        if let Some(message) = self.pending.take() {
-            if !self.write(message) {
-                return;
-            }
-        }
-        while self.ws.can_write() {
+        while !self.want_write && self.ws.can_write() {
             let Ok(message) = self.outbox.try_recv() else { break };
             self.thread.control.dequeued(message.len());
-            if !self.write(message) {
-                break;
-            }
+            self.write(message);
         }
     }
 
-    /// Hands one message to tungstenite; false when no more should be written now.
-    fn write(&mut self, message: WsMessage) -> bool {
+    /// Hands one message to tungstenite; sets `want_write` when the socket is full.
+    fn write(&mut self, message: WsMessage) {
         let len = message.len();
         let stats = &self.thread.context.stats;
         match self.ws.write(message) {
             Ok(()) => {}
-            // Buffered; the socket is full for now.
+            // Buffered in tungstenite; the socket is full for now.
             Err(WsError::Io(e)) if would_block(&e) => self.want_write = true,
-            Err(WsError::WriteBufferFull(message)) => {
-                self.pending = Some(*message);
-                self.want_write = true;
-                return false;
-            }
             Err(e) => {
                 bump(&stats.dropped);
                 log::debug!("{}: message not sent: {e}", self.thread.id);
-                return false;
+                return;
             }
         }
         bump(&stats.messages_out);
         add(&stats.bytes_out, len);
         log::trace!("{}: message of {len} bytes queued for the client", self.thread.id);
-        !self.want_write
     }
 
     /// Starts the close handshake, unless one is already under way.

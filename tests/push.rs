@@ -50,3 +50,22 @@ fn broadcast_reaches_every_client_exactly_once() {
     assert_eq!(seen.len(), conns.len(), "each client got its own personal message");
     assert_eq!(handle.stats().messages_out, 2 * conns.len() as u64);
 }
+
+#[test]
+fn burst_larger_than_socket_buffers_arrives_without_further_traffic() {
+    // 4 MiB queued at once: the socket fills, the connection thread waits for POLLOUT,
+    // and must keep moving queued messages on its own until the queue is empty.
+    let server = start(|b| b.outbound_queue_bytes(8 << 20));
+    let events = server.echo();
+    let mut client = server.connect("/");
+    let conn = next_open(&events);
+    let handle = server.handle();
+    for i in 0..64u8 {
+        handle.send(conn, vec![i; 64 << 10]).unwrap();
+    }
+    for i in 0..64u8 {
+        let data = read_data(&mut client).into_data();
+        assert_eq!((data.len(), data[0]), (64 << 10, i));
+    }
+    assert_eq!(handle.stats().dropped, 0);
+}
