@@ -102,7 +102,8 @@ fn main() {
         .map(|builder| builder.static_dir(www).websocket_path("/ws").allow_same_origin(true).max_message_size(4096))
         .and_then(|builder| builder.build().map_err(|e| e.to_string()))
         .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| cli::fail(&e, USAGE));
+        .unwrap_or_else(|e| cli::fail(&e));
+    cli::shutdown_on_signal(server.handle());
     log::info!("chat ready: open https://localhost:{}/ in a browser", server.local_addr().port());
 
     let mut chat = Chat { handle: server.handle(), members: HashMap::new() };

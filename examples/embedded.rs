@@ -66,7 +66,8 @@ fn main() {
         .builder()
         .and_then(|builder| builder.build().map_err(|e| e.to_string()))
         .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| cli::fail(&e, USAGE));
+        .unwrap_or_else(|e| cli::fail(&e));
+    cli::shutdown_on_signal(server.handle());
     log::info!("simulation streaming at wss://localhost:{}/", server.local_addr().port());
 
     let handle = server.handle();

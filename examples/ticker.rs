@@ -34,14 +34,15 @@ fn main() {
     let policy = match args.get("policy", "close".to_string(), USAGE).as_str() {
         "close" => SlowConsumerPolicy::Close,
         "drop" => SlowConsumerPolicy::DropNewest,
-        other => cli::fail(&format!("--policy: {other:?} is neither close nor drop"), USAGE),
+        other => cli::usage_error(&format!("--policy: {other:?} is neither close nor drop"), USAGE),
     };
     let server = args
         .builder()
         .map(|builder| builder.slow_consumer_policy(policy).outbound_queue(256))
         .and_then(|builder| builder.build().map_err(|e| e.to_string()))
         .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| cli::fail(&e, USAGE));
+        .unwrap_or_else(|e| cli::fail(&e));
+    cli::shutdown_on_signal(server.handle());
     log::info!(
         "ticker ready at wss://localhost:{}/: send `sub ACME`; {rate} updates/s per symbol; {policy:?} slow consumers",
         server.local_addr().port()

@@ -428,6 +428,9 @@ impl ConfigBuilder {
         let (cert, key) = self
             .pem_files
             .ok_or_else(|| Error::Config("no TLS identity: call tls_pem_files(certificate, key)".into()))?;
+        if self.limits.max_message_size == 0 || self.limits.max_frame_size == 0 {
+            return Err(Error::Config("max_message_size and max_frame_size must be at least 1 byte".into()));
+        }
         if let Some(dir) = &self.policy.static_dir {
             if !dir.is_dir() {
                 return Err(Error::Config(format!("static_dir {} is not a directory", dir.display())));

@@ -69,3 +69,11 @@ fn address_in_use() {
         other => panic!("expected Bind error, got {other:?}"),
     }
 }
+
+#[test]
+fn zero_message_limits_are_refused() {
+    let certs = TestCerts::new();
+    let builder = || Config::builder().tls_pem_files(&certs.files.cert, &certs.files.key);
+    assert!(matches!(builder().max_message_size(0).build(), Err(Error::Config(_))));
+    assert!(matches!(builder().max_frame_size(0).build(), Err(Error::Config(_))));
+}

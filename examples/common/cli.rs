@@ -34,7 +34,7 @@ impl Cli {
                 println!("{usage}");
                 exit(0);
             }
-            Err(e) => fail(&e, usage),
+            Err(e) => usage_error(&e, usage),
         }
     }
 
@@ -72,7 +72,9 @@ impl Cli {
     pub fn get<T: std::str::FromStr>(&self, flag: &str, default: T, usage: &str) -> T {
         match self.extra.get(flag) {
             None => default,
-            Some(value) => value.parse().unwrap_or_else(|_| fail(&format!("--{flag}: cannot use {value:?}"), usage)),
+            Some(value) => {
+                value.parse().unwrap_or_else(|_| usage_error(&format!("--{flag}: cannot use {value:?}"), usage))
+            }
         }
     }
 
@@ -114,10 +116,34 @@ pub fn init_logging() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 }
 
-/// Prints the error and the usage, and exits with status 2.
-pub fn fail(error: &str, usage: &str) -> ! {
-    let name = std::env::args().next().unwrap_or_default();
-    let name = std::path::Path::new(&name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    eprintln!("{name}: {error}\n{usage}");
+/// A mistake on the command line: prints the error and the usage, exits with status 2.
+pub fn usage_error(error: &str, usage: &str) -> ! {
+    eprintln!("{}: {error}\n{usage}", program());
     exit(2)
+}
+
+/// The server cannot start (a certificate problem, a port in use): prints the error and
+/// exits with status 1.
+pub fn fail(error: &str) -> ! {
+    eprintln!("{}: {error}", program());
+    exit(1)
+}
+
+fn program() -> String {
+    let name = std::env::args().next().unwrap_or_default();
+    std::path::Path::new(&name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Shuts the server down cleanly on Ctrl-C or SIGTERM: every client gets a Close frame
+/// (1001) instead of a dropped connection, and the events loop ends.
+pub fn shutdown_on_signal(handle: tinywss::Handle) {
+    let result = ctrlc::set_handler(move || {
+        log::info!("signal received; shutting down");
+        if let Err(e) = handle.shutdown() {
+            log::warn!("{e}");
+        }
+    });
+    if let Err(e) = result {
+        log::warn!("cannot handle Ctrl-C: {e}");
+    }
 }

@@ -84,12 +84,13 @@ pub fn generate(dir: &Path) -> Result<DevCerts, Box<dyn Error>> {
     Ok(certs)
 }
 
+/// Writes a private key readable by its owner only, from the first byte on.
 fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
-    fs::write(path, pem)?;
+    use std::io::Write;
+    let _ = fs::remove_file(path);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(pem.as_bytes())
 }

@@ -3,7 +3,7 @@
 // examples/chat over https:// in two tabs; each connects over wss://; tab 1 sends a
 // message and tab 2 must show it. Takes a screenshot of tab 2.
 //
-// Usage: node tests/browser/chat.js URL CA_PEM SCREENSHOT_PNG
+// Usage: node tests/interop/chat_page.js URL CA_PEM SCREENSHOT_PNG
 //
 // The CA is trusted the way certs/README.md says for Chromium on Linux (an NSS
 // database under $HOME/.pki/nssdb), in a temporary HOME so the real one is untouched.
@@ -21,7 +21,7 @@ const { chromium } = require('playwright-core');
 const TIMEOUT_MS = 20000;
 const [url, ca, screenshot] = process.argv.slice(2);
 if (!url || !ca || !screenshot) {
-  console.error('usage: node chat.js URL CA_PEM SCREENSHOT_PNG');
+  console.error('usage: node chat_page.js URL CA_PEM SCREENSHOT_PNG');
   process.exit(2);
 }
 
