@@ -1,11 +1,10 @@
 //! [`Config`] and its builder: every limit and timeout, with defaults sized for small devices.
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{tls, Error};
+use crate::tls::{self, TlsSettings};
+use crate::Error;
 
 /// How a [`Server`](crate::Server) runs. Build one with [`Config::builder`].
 ///
@@ -14,7 +13,7 @@ use crate::{tls, Error};
 #[derive(Clone)]
 pub struct Config {
     pub(crate) bind: String,
-    pub(crate) tls: Arc<rustls::ServerConfig>,
+    pub(crate) tls: tls::Setup,
     pub(crate) limits: Limits,
 }
 
@@ -100,7 +99,8 @@ impl fmt::Debug for Config {
 #[derive(Debug, Default)]
 pub struct ConfigBuilder {
     bind: Option<String>,
-    pem_files: Option<(PathBuf, PathBuf)>,
+    /// Set through the TLS setters in `tls/settings.rs`.
+    pub(crate) tls: TlsSettings,
     limits: Limits,
 }
 
@@ -111,15 +111,6 @@ impl ConfigBuilder {
     /// Defaults to `"127.0.0.1:8443"`: reachable from this machine only.
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.bind = Some(addr.into());
-        self
-    }
-
-    /// The TLS identity: a PEM file with the certificate chain (leaf first, then any
-    /// intermediates) and a PEM file with its private key (PKCS#8, PKCS#1/RSA or SEC1/EC).
-    ///
-    /// Required; there is no default. Both files are read by [`build`](Self::build).
-    pub fn tls_pem_files(mut self, cert_chain: impl Into<PathBuf>, private_key: impl Into<PathBuf>) -> Self {
-        self.pem_files = Some((cert_chain.into(), private_key.into()));
         self
     }
 
@@ -275,18 +266,18 @@ impl ConfigBuilder {
         self
     }
 
-    /// Checks the settings and loads the TLS identity.
+    /// Checks the settings and loads every certificate, key and CA file. Problems that
+    /// do not stop the server (a certificate that expires soon, does not cover the
+    /// [`public_host_name`](Self::public_host_name), or comes without its intermediate)
+    /// are logged as warnings.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] when no TLS identity was given; [`Error::TlsFile`] when a file
-    /// is missing or holds no usable certificate or key; [`Error::KeyMismatch`] when the
-    /// key does not belong to the certificate.
+    /// is missing, holds no usable certificate or key, or the certificate is expired or
+    /// not valid yet; [`Error::KeyMismatch`] when the key does not belong to the certificate.
     pub fn build(self) -> Result<Config, Error> {
-        let (cert, key) = self
-            .pem_files
-            .ok_or_else(|| Error::Config("no TLS identity: call tls_pem_files(certificate, key)".into()))?;
-        let tls = tls::server_config(&cert, &key)?;
+        let tls = self.tls.build()?;
         Ok(Config { bind: self.bind.unwrap_or_else(|| "127.0.0.1:8443".into()), tls, limits: self.limits })
     }
 }

@@ -17,7 +17,7 @@ use tungstenite::{Error as WsError, Message as WsMessage, WebSocket};
 use crate::config::Limits;
 use crate::dispatcher::{Command, Control};
 use crate::stats::{add, bump, Counters};
-use crate::stream::{would_block, Progress, TlsStream};
+use crate::stream::{would_block, Progress, TlsStream, Transport};
 use crate::wait::wait;
 use crate::{http, CloseReason, ConnectionId, ConnectionInfo, Error, Event, Message};
 
@@ -28,7 +28,8 @@ const READ_BUDGET: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Context {
     pub(crate) limits: Limits,
-    pub(crate) tls: Arc<rustls::ServerConfig>,
+    /// `None` for plain `ws://` behind a TLS-terminating proxy.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) events: Sender<Event>,
     pub(crate) commands: Sender<Command>,
     pub(crate) stats: Arc<Counters>,
@@ -105,7 +106,7 @@ struct Thread<'a> {
 impl Thread<'_> {
     /// TLS handshake, then HTTP Upgrade, under one deadline. `None` when the client was
     /// turned away (logged and counted here).
-    fn handshake(&self, socket: TcpStream) -> Option<(TlsStream, ConnectionInfo, Vec<u8>)> {
+    fn handshake(&self, socket: TcpStream) -> Option<(Transport, ConnectionInfo, Vec<u8>)> {
         let stats = &self.context.stats;
         let mut stream = match self.tls_handshake(socket) {
             Ok(stream) => stream,
@@ -119,13 +120,18 @@ impl Thread<'_> {
                 return None;
             }
         };
-        let tls_version = stream.tls.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
-        log::debug!(
-            "{}: TLS established: {tls_version}, {:?}, SNI {:?}",
-            self.id,
-            stream.tls.negotiated_cipher_suite().map(|s| s.suite()),
-            stream.tls.server_name()
-        );
+        let tls = stream.tls();
+        let tls_version = tls.and_then(|t| t.protocol_version()).map(|v| format!("{v:?}")).unwrap_or_default();
+        let server_name = tls.and_then(|t| t.server_name()).map(str::to_owned);
+        let client_certificate = tls.and_then(crate::tls::client_certificate);
+        if let Some(tls) = tls {
+            log::debug!(
+                "{}: TLS established: {tls_version}, {:?}, SNI {server_name:?}, client certificate {:?}",
+                self.id,
+                tls.negotiated_cipher_suite().map(|s| s.suite()),
+                client_certificate.as_ref().map(|c| &c.subject)
+            );
+        }
         match self.http_upgrade(&mut stream) {
             Ok((upgrade, leftover)) => {
                 let info = ConnectionInfo {
@@ -133,8 +139,9 @@ impl Thread<'_> {
                     peer: self.peer,
                     path: upgrade.path,
                     subprotocol: upgrade.subprotocol,
-                    server_name: stream.tls.server_name().map(str::to_owned),
+                    server_name,
                     tls_version,
+                    client_certificate,
                 };
                 Some((stream, info, leftover))
             }
@@ -151,14 +158,17 @@ impl Thread<'_> {
         }
     }
 
-    fn tls_handshake(&self, socket: TcpStream) -> Result<TlsStream, Error> {
+    fn tls_handshake(&self, socket: TcpStream) -> Result<Transport, Error> {
+        let Some(config) = &self.context.tls else {
+            self.expect_plain_http(&socket)?;
+            return Ok(Transport::Plain(socket));
+        };
         self.expect_tls_record(&socket)?;
-        let tls =
-            rustls::ServerConnection::new(Arc::clone(&self.context.tls)).map_err(|e| Error::Tls(e.to_string()))?;
+        let tls = rustls::ServerConnection::new(Arc::clone(config)).map_err(|e| Error::Tls(e.to_string()))?;
         let mut stream = TlsStream::new(tls, socket);
         loop {
             match stream.handshake().map_err(tls_error)? {
-                Progress::Done => return Ok(stream),
+                Progress::Done => return Ok(Transport::Tls(stream)),
                 Progress::NeedRead => self.wait_handshake(&stream.sock, false)?,
                 Progress::NeedWrite => self.wait_handshake(&stream.sock, true)?,
             }
@@ -192,8 +202,29 @@ impl Thread<'_> {
         }
     }
 
+    /// In plain `ws://` mode, turns away a client that starts a TLS handshake: the proxy
+    /// in front should have ended TLS, so it (or the client) is set up wrongly.
+    fn expect_plain_http(&self, socket: &TcpStream) -> Result<(), Error> {
+        let mut first = [0u8; 1];
+        loop {
+            match socket.peek(&mut first) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) if first[0] == 0x16 => {
+                    return Err(Error::Tls(
+                        "a TLS client reached this plain ws:// port: the reverse proxy must end TLS and \
+                         forward plain HTTP (or the client must use ws://)"
+                            .into(),
+                    ))
+                }
+                Ok(_) => return Ok(()),
+                Err(e) if would_block(&e) => self.wait_handshake(socket, false)?,
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+    }
+
     /// Reads the request head, decides, and answers 101 or an error.
-    fn http_upgrade(&self, stream: &mut TlsStream) -> Result<(http::Upgrade, Vec<u8>), Error> {
+    fn http_upgrade(&self, stream: &mut Transport) -> Result<(http::Upgrade, Vec<u8>), Error> {
         let (head, leftover) = self.read_request_head(stream)?;
         match http::parse_upgrade(&head, &self.context.limits.subprotocols) {
             Ok(upgrade) => {
@@ -204,7 +235,7 @@ impl Thread<'_> {
         }
     }
 
-    fn refuse(&self, stream: &mut TlsStream, reject: http::Reject) -> Error {
+    fn refuse(&self, stream: &mut Transport, reject: http::Reject) -> Error {
         // The refusal is best effort: the error to report is the refusal itself.
         let _ = self.respond(stream, &http::error_response(&reject));
         Error::Handshake { status: reject.status, reason: reject.reason }
@@ -212,7 +243,7 @@ impl Thread<'_> {
 
     /// Reads until the blank line that ends the request head; returns the head and any
     /// bytes after it (a client may send its first frame right behind the request).
-    fn read_request_head(&self, stream: &mut TlsStream) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn read_request_head(&self, stream: &mut Transport) -> Result<(Vec<u8>, Vec<u8>), Error> {
         let max = self.context.limits.max_request_head;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 1024];
@@ -224,7 +255,7 @@ impl Thread<'_> {
                 Err(e) if would_block(&e) => {
                     // TLS 1.3 session tickets may still be waiting to go out.
                     let _ = stream.flush();
-                    self.wait_handshake(&stream.sock, stream.wants_write())?;
+                    self.wait_handshake(stream.sock(), stream.wants_write())?;
                     continue;
                 }
                 Err(e) => return Err(tls_error(e)),
@@ -241,12 +272,12 @@ impl Thread<'_> {
     }
 
     /// Writes a complete HTTP response through TLS before the handshake deadline.
-    fn respond(&self, stream: &mut TlsStream, response: &str) -> Result<(), Error> {
+    fn respond(&self, stream: &mut Transport, response: &str) -> Result<(), Error> {
         stream.write_all(response.as_bytes()).map_err(tls_error)?;
         loop {
             match stream.flush() {
                 Ok(()) => return Ok(()),
-                Err(e) if would_block(&e) => self.wait_handshake(&stream.sock, true)?,
+                Err(e) if would_block(&e) => self.wait_handshake(stream.sock(), true)?,
                 Err(e) => return Err(tls_error(e)),
             }
         }
@@ -279,7 +310,7 @@ struct Closing {
 struct Session<'a> {
     thread: &'a Thread<'a>,
     outbox: &'a Receiver<WsMessage>,
-    ws: WebSocket<TlsStream>,
+    ws: WebSocket<Transport>,
     /// When any frame last arrived (keepalive).
     last_frame: Instant,
     /// When a data message last arrived (idle timeout).
@@ -296,7 +327,7 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(thread: &'a Thread<'a>, outbox: &'a Receiver<WsMessage>, stream: TlsStream, leftover: Vec<u8>) -> Self {
+    fn new(thread: &'a Thread<'a>, outbox: &'a Receiver<WsMessage>, stream: Transport, leftover: Vec<u8>) -> Self {
         let limits = &thread.context.limits;
         let config = WebSocketConfig::default()
             .read_buffer_size(limits.read_buffer_size)
@@ -347,7 +378,7 @@ impl<'a> Session<'a> {
             }
             let deadline = if self.more_to_read { Some(Instant::now()) } else { self.next_deadline() };
             let waker = &self.thread.control.waker;
-            match wait(&self.ws.get_ref().sock, self.want_write, waker, deadline) {
+            match wait(self.ws.get_ref().sock(), self.want_write, waker, deadline) {
                 Ok(true) => waker.reset(),
                 Ok(false) => {}
                 Err(e) => return CloseReason::Error(Error::Io(e)),
@@ -577,13 +608,13 @@ impl<'a> Session<'a> {
                 Err(e) if would_block(&e) => {}
                 _ => break,
             }
-            match wait(&stream.sock, true, waker, deadline) {
+            match wait(stream.sock(), true, waker, deadline) {
                 Ok(_) if deadline.is_some_and(|d| Instant::now() < d) => {}
                 _ => break,
             }
         }
         stream.close_notify();
-        let _ = stream.sock.shutdown(Shutdown::Both);
+        let _ = stream.sock().shutdown(Shutdown::Both);
     }
 }
 

@@ -80,6 +80,7 @@ mod error;
 mod event;
 mod handle;
 mod http;
+mod reload;
 mod server;
 mod stats;
 mod stream;
@@ -92,6 +93,7 @@ pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};
 pub use handle::Handle;
 pub use server::Server;
 pub use stats::Stats;
+pub use tls::{CertificateInfo, ClientAuth};
 
 /// The README's examples compile (checked by `cargo test`).
 #[cfg(doctest)]

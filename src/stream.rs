@@ -139,3 +139,69 @@ impl Write for TlsStream {
 pub(crate) fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
+
+/// What a connection runs over: TLS, or plain TCP when a reverse proxy terminates TLS
+/// ([`ConfigBuilder::plain_ws_behind_proxy`](crate::ConfigBuilder::plain_ws_behind_proxy)).
+#[derive(Debug)]
+// One per connection, created once and never moved in bulk: boxing the TLS state would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Transport {
+    Tls(TlsStream),
+    Plain(TcpStream),
+}
+
+impl Transport {
+    /// The socket, to wait on.
+    pub(crate) fn sock(&self) -> &TcpStream {
+        match self {
+            Transport::Tls(stream) => &stream.sock,
+            Transport::Plain(sock) => sock,
+        }
+    }
+
+    /// The TLS session, if any.
+    pub(crate) fn tls(&self) -> Option<&ServerConnection> {
+        match self {
+            Transport::Tls(stream) => Some(&stream.tls),
+            Transport::Plain(_) => None,
+        }
+    }
+
+    /// Whether bytes are waiting for the socket (only TLS buffers any).
+    pub(crate) fn wants_write(&self) -> bool {
+        matches!(self, Transport::Tls(stream) if stream.wants_write())
+    }
+
+    /// Sends TLS `close_notify`, best effort; nothing for plain TCP.
+    pub(crate) fn close_notify(&mut self) {
+        if let Transport::Tls(stream) = self {
+            stream.close_notify();
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tls(stream) => stream.read(buf),
+            Transport::Plain(sock) => sock.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tls(stream) => stream.write(buf),
+            Transport::Plain(sock) => sock.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Tls(stream) => stream.flush(),
+            Transport::Plain(sock) => sock.flush(),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Certificate renewal without downtime.
+//!
+//! ACME clients renew certificates by rewriting files: certbot switches the symlinks in
+//! `live/` to new files in `archive/`, others rename a new file over the old one or
+//! write the certificate and the key one after the other. So the reloader compares the
+//! files' *content* (a SHA-256 of both, read through any symlink) with the pair in
+//! service. When it changed, the new pair is loaded and checked like at start and swapped
+//! into the [`CertStore`]: handshakes that start afterwards get it, open connections keep
+//! their session. A pair that fails (a key that does not match yet, an expired
+//! certificate, a half-written file) is retried every second for [`GRACE`], then refused
+//! with an `error` log, and the old pair stays in service until the files change again.
+//!
+//! The periodic check runs on the acceptor thread, between accepts (its `poll` timeout
+//! is the next check): no thread of its own, no inotify.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::crypto::CryptoProvider;
+
+use crate::tls::load::{self, Checks, Loaded, PemPair};
+use crate::tls::CertStore;
+use crate::Error;
+
+/// How soon a pair that failed to load is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+/// How long a changed pair may keep failing before it is refused.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// One certificate the server serves, and where it comes from.
+#[derive(Debug)]
+pub(crate) struct Identity {
+    /// The SNI name it serves; `None` for the default certificate.
+    pub(crate) name: Option<String>,
+    pub(crate) files: PemPair,
+    /// The host name clients use, to warn when the certificate does not cover it.
+    pub(crate) host: Option<String>,
+}
+
+/// Watches the certificate files and swaps renewed pairs into the store.
+#[derive(Debug)]
+pub(crate) struct Reloader {
+    provider: Arc<CryptoProvider>,
+    store: Arc<CertStore>,
+    checks: Checks,
+    interval: Option<Duration>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    watched: Vec<Watched>,
+    /// `None` when periodic checks are off.
+    next_check: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Watched {
+    identity: Identity,
+    in_service: Digest,
+    change: Option<Change>,
+}
+
+/// Files whose content differs from the pair in service and did not load (yet).
+#[derive(Debug)]
+struct Change {
+    digest: Digest,
+    since: Instant,
+    /// Refused after the grace period; not tried again until the content changes.
+    refused: bool,
+}
+
+/// SHA-256 of the certificate file then the key file; `None` when one cannot be read.
+type Digest = Option<[u8; 32]>;
+
+impl Reloader {
+    /// Loads every identity (an error stops the server from starting) and puts it in service.
+    pub(crate) fn start(
+        provider: Arc<CryptoProvider>,
+        store: Arc<CertStore>,
+        identities: Vec<Identity>,
+        checks: Checks,
+        interval: Option<Duration>,
+    ) -> Result<Reloader, Error> {
+        let reloader = Reloader { provider, store, checks, interval, state: Mutex::new(State::default()) };
+        let mut watched = Vec::with_capacity(identities.len());
+        for identity in identities {
+            // Digest first: a change racing with this load is then seen by the next check.
+            let in_service = digest(&identity.files);
+            let loaded = reloader.load(&identity)?;
+            reloader.put_in_service(&identity, loaded, "serving");
+            watched.push(Watched { identity, in_service, change: None });
+        }
+        let next_check = interval.map(|i| Instant::now() + i);
+        *reloader.lock() = State { watched, next_check };
+        Ok(reloader)
+    }
+
+    /// When the next periodic check is due (the acceptor's `poll` timeout).
+    pub(crate) fn next_check(&self) -> Option<Instant> {
+        self.lock().next_check
+    }
+
+    /// Runs the periodic check if it is due at `now`.
+    pub(crate) fn tick(&self, now: Instant) {
+        let mut state = self.lock();
+        let (Some(due), Some(interval)) = (state.next_check, self.interval) else { return };
+        if now < due {
+            return;
+        }
+        let mut retry = false;
+        for watched in &mut state.watched {
+            retry |= self.check(watched, now);
+        }
+        state.next_check = Some(now + if retry { interval.min(RETRY) } else { interval });
+    }
+
+    /// Reloads every identity now, whether or not its files changed. All or nothing:
+    /// when one pair fails its checks, none is swapped and the error is returned (and logged).
+    pub(crate) fn reload_now(&self) -> Result<(), Error> {
+        let mut state = self.lock();
+        let mut fresh = Vec::with_capacity(state.watched.len());
+        for watched in &state.watched {
+            let digest = digest(&watched.identity.files);
+            match self.load(&watched.identity) {
+                Ok(loaded) => fresh.push((digest, loaded)),
+                Err(e) => {
+                    log::error!("TLS reload refused: {e}; the certificate in service stays");
+                    return Err(e);
+                }
+            }
+        }
+        for (watched, (digest, loaded)) in state.watched.iter_mut().zip(fresh) {
+            self.put_in_service(&watched.identity, loaded, "reloaded");
+            watched.in_service = digest;
+            watched.change = None;
+        }
+        Ok(())
+    }
+
+    /// Looks at one identity's files; returns whether to look again soon.
+    fn check(&self, watched: &mut Watched, now: Instant) -> bool {
+        let digest = digest(&watched.identity.files);
+        if digest == watched.in_service {
+            if watched.change.take().is_some() {
+                log::info!("{}: back to the certificate in service", watched.identity.files.cert.display());
+            }
+            return false;
+        }
+        match &watched.change {
+            Some(change) if change.digest == digest && change.refused => return false,
+            Some(change) if change.digest == digest => {}
+            _ => watched.change = Some(Change { digest, since: now, refused: false }),
+        }
+        match self.load(&watched.identity) {
+            Ok(loaded) => {
+                self.put_in_service(&watched.identity, loaded, "renewed");
+                watched.in_service = digest;
+                watched.change = None;
+                false
+            }
+            Err(e) => {
+                let Some(change) = watched.change.as_mut() else { return false };
+                if now.saturating_duration_since(change.since) < GRACE {
+                    log::debug!("TLS files changed but do not load yet ({e}); retrying (they may be half written)");
+                    return true;
+                }
+                change.refused = true;
+                log::error!("TLS reload refused: {e}; the certificate in service stays until the files change again");
+                false
+            }
+        }
+    }
+
+    fn load(&self, identity: &Identity) -> Result<Loaded, Error> {
+        let files = &identity.files;
+        let loaded = load::load_pair(
+            &self.provider,
+            &files.cert,
+            &files.key,
+            identity.host.as_deref(),
+            &self.checks,
+            SystemTime::now(),
+        )?;
+        for warning in &loaded.warnings {
+            log::warn!("{warning}");
+        }
+        Ok(loaded)
+    }
+
+    fn put_in_service(&self, identity: &Identity, loaded: Loaded, verb: &str) {
+        self.store.set(identity.name.as_deref(), loaded.key);
+        let leaf = &loaded.leaf;
+        log::info!(
+            "{verb} {} for {}: {}, valid until {}, SHA-256 {}",
+            identity.files.cert.display(),
+            identity.name.as_deref().unwrap_or("clients without another SNI match"),
+            leaf.short_name(),
+            crate::tls::utc(leaf.not_after),
+            leaf.sha256_fingerprint
+        );
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn digest(files: &PemPair) -> Digest {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for path in [&files.cert, &files.key] {
+        let bytes = std::fs::read(path).ok()?;
+        context.update(&(bytes.len() as u64).to_le_bytes());
+        context.update(&bytes);
+    }
+    context.finish().as_ref().try_into().ok()
+}
