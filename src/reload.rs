@@ -215,3 +215,114 @@ fn digest(files: &PemPair) -> Digest {
     }
     context.finish().as_ref().try_into().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn dir(name: &str) -> Dir {
+        let path = std::env::temp_dir().join(format!("tinywss-reload-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    /// A self-signed certificate and its key, as PEM.
+    fn pair() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn served(store: &CertStore) -> Vec<u8> {
+        store.lookup(None).unwrap().cert[0].to_vec()
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+    }
+
+    fn start(dir: &Path, interval: Duration) -> (Reloader, Arc<CertStore>, PemPair) {
+        let files = PemPair { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+        let store = Arc::new(CertStore::default());
+        let identity = Identity { name: None, files: files.clone(), host: None };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let checks = Checks { expiry_warning: Duration::ZERO };
+        let reloader = Reloader::start(provider, Arc::clone(&store), vec![identity], checks, Some(interval)).unwrap();
+        (reloader, store, files)
+    }
+
+    #[test]
+    fn waits_for_the_key_then_swaps() {
+        let dir = dir("apart");
+        let (old, new) = (pair(), pair());
+        std::fs::write(dir.0.join("cert.pem"), &old.0).unwrap();
+        std::fs::write(dir.0.join("key.pem"), &old.1).unwrap();
+        let interval = Duration::from_secs(30);
+        let (reloader, store, files) = start(&dir.0, interval);
+        let t0 = Instant::now();
+
+        reloader.tick(t0);
+        assert!(reloader.next_check().is_some_and(|t| t > t0), "not due yet");
+        // An ACME client writes the new certificate; the key follows a moment later.
+        std::fs::write(&files.cert, &new.0).unwrap();
+        let t1 = t0 + interval;
+        reloader.tick(t1);
+        assert_eq!(served(&store), der(&old.0), "a certificate without its key is not put in service");
+        assert_eq!(reloader.next_check(), Some(t1 + RETRY), "retried soon, not in a full interval");
+
+        std::fs::write(&files.key, &new.1).unwrap();
+        reloader.tick(t1 + RETRY);
+        assert_eq!(served(&store), der(&new.0));
+        assert_eq!(reloader.next_check(), Some(t1 + RETRY + interval));
+    }
+
+    #[test]
+    fn refuses_after_the_grace_period_and_keeps_the_old_pair() {
+        let dir = dir("grace");
+        let (old, other) = (pair(), pair());
+        std::fs::write(dir.0.join("cert.pem"), &old.0).unwrap();
+        std::fs::write(dir.0.join("key.pem"), &old.1).unwrap();
+        let (reloader, store, files) = start(&dir.0, Duration::from_secs(30));
+        std::fs::write(&files.key, &other.1).unwrap();
+        let t0 = Instant::now() + Duration::from_secs(30);
+        reloader.tick(t0);
+        reloader.tick(t0 + GRACE);
+        assert_eq!(served(&store), der(&old.0));
+        let state = reloader.lock();
+        let change = state.watched[0].change.as_ref().unwrap();
+        assert!(change.refused, "refused once the grace period is over");
+        assert_eq!(state.next_check, Some(t0 + GRACE + Duration::from_secs(30)), "back to the normal interval");
+        drop(state);
+
+        // Putting the old key back is not a change at all.
+        std::fs::write(&files.key, &old.1).unwrap();
+        reloader.tick(t0 + GRACE + Duration::from_secs(30));
+        assert!(reloader.lock().watched[0].change.is_none());
+        assert_eq!(served(&store), der(&old.0));
+    }
+
+    #[test]
+    fn reload_now_is_all_or_nothing() {
+        let dir = dir("now");
+        let (old, new) = (pair(), pair());
+        std::fs::write(dir.0.join("cert.pem"), &old.0).unwrap();
+        std::fs::write(dir.0.join("key.pem"), &old.1).unwrap();
+        let (reloader, store, files) = start(&dir.0, Duration::from_secs(30));
+        std::fs::write(&files.cert, &new.0).unwrap();
+        assert!(matches!(reloader.reload_now(), Err(Error::KeyMismatch { .. })));
+        assert_eq!(served(&store), der(&old.0));
+        std::fs::write(&files.key, &new.1).unwrap();
+        reloader.reload_now().unwrap();
+        assert_eq!(served(&store), der(&new.0));
+    }
+}

@@ -90,25 +90,30 @@ impl TestServer {
 
     /// Starts a thread that echoes every message and forwards every event to the test.
     pub fn echo(&self) -> mpsc::Receiver<Event> {
-        let (tx, rx) = mpsc::channel();
-        let handle = self.server.handle();
-        let events = self.server.events();
-        thread::spawn(move || {
-            for event in events {
-                if let Event::Message { conn, message } = &event {
-                    let _ = handle.send(*conn, message.clone());
-                }
-                if tx.send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        rx
+        echo_events(&self.server)
     }
 
     pub fn handle(&self) -> Handle {
         self.server.handle()
     }
+}
+
+/// Starts a thread that echoes every message and forwards every event to the test.
+pub fn echo_events(server: &Server) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel();
+    let handle = server.handle();
+    let events = server.events();
+    thread::spawn(move || {
+        for event in events {
+            if let Event::Message { conn, message } = &event {
+                let _ = handle.send(*conn, message.clone());
+            }
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// A rustls client config that trusts only `ca`.
