@@ -10,6 +10,10 @@
 //! certificate, a half-written file) is retried every second for [`GRACE`], then refused
 //! with an `error` log, and the old pair stays in service until the files change again.
 //!
+//! While no renewal arrives, a certificate in service that expires within the warning
+//! window is mentioned again once a day (`warn`, then `error` once expired), so a broken
+//! ACME client shows in the logs before clients notice.
+//!
 //! The periodic check runs on the acceptor thread, between accepts (its `poll` timeout
 //! is the next check): no thread of its own, no inotify.
 
@@ -26,6 +30,8 @@ use crate::Error;
 const RETRY: Duration = Duration::from_secs(1);
 /// How long a changed pair may keep failing before it is refused.
 const GRACE: Duration = Duration::from_secs(10);
+/// How often a certificate in service that expires soon is mentioned again.
+const REMINDER: Duration = Duration::from_secs(24 * 3600);
 
 /// One certificate the server serves, and where it comes from.
 #[derive(Debug)]
@@ -58,6 +64,10 @@ struct State {
 struct Watched {
     identity: Identity,
     in_service: Digest,
+    /// The end of validity of the certificate in service.
+    not_after: SystemTime,
+    /// When its expiry was last mentioned (loading mentions it too).
+    reminded: Instant,
     change: Option<Change>,
 }
 
@@ -88,8 +98,8 @@ impl Reloader {
             // Digest first: a change racing with this load is then seen by the next check.
             let in_service = digest(&identity.files);
             let loaded = reloader.load(&identity)?;
-            reloader.put_in_service(&identity, loaded, "serving");
-            watched.push(Watched { identity, in_service, change: None });
+            let not_after = reloader.put_in_service(&identity, loaded, "serving");
+            watched.push(Watched { identity, in_service, not_after, reminded: Instant::now(), change: None });
         }
         let next_check = interval.map(|i| Instant::now() + i);
         *reloader.lock() = State { watched, next_check };
@@ -111,6 +121,9 @@ impl Reloader {
         let mut retry = false;
         for watched in &mut state.watched {
             retry |= self.check(watched, now);
+            if let Some((level, reminder)) = self.expiry_reminder(watched, now, SystemTime::now()) {
+                log::log!(level, "{reminder}");
+            }
         }
         state.next_check = Some(now + if retry { interval.min(RETRY) } else { interval });
     }
@@ -131,7 +144,8 @@ impl Reloader {
             }
         }
         for (watched, (digest, loaded)) in state.watched.iter_mut().zip(fresh) {
-            self.put_in_service(&watched.identity, loaded, "reloaded");
+            watched.not_after = self.put_in_service(&watched.identity, loaded, "reloaded");
+            watched.reminded = Instant::now();
             watched.in_service = digest;
             watched.change = None;
         }
@@ -154,7 +168,8 @@ impl Reloader {
         }
         match self.load(&watched.identity) {
             Ok(loaded) => {
-                self.put_in_service(&watched.identity, loaded, "renewed");
+                watched.not_after = self.put_in_service(&watched.identity, loaded, "renewed");
+                watched.reminded = now;
                 watched.in_service = digest;
                 watched.change = None;
                 false
@@ -188,7 +203,37 @@ impl Reloader {
         Ok(loaded)
     }
 
-    fn put_in_service(&self, identity: &Identity, loaded: Loaded, verb: &str) {
+    /// A reminder that the certificate in service expires soon (or has expired), at most
+    /// once per [`REMINDER`].
+    fn expiry_reminder(&self, watched: &mut Watched, now: Instant, wall: SystemTime) -> Option<(log::Level, String)> {
+        if now.saturating_duration_since(watched.reminded) < REMINDER {
+            return None;
+        }
+        let left = watched.not_after.duration_since(wall);
+        if left.as_ref().is_ok_and(|left| *left >= self.checks.expiry_warning) {
+            return None;
+        }
+        watched.reminded = now;
+        let cert = watched.identity.files.cert.display();
+        let until = crate::tls::utc(watched.not_after);
+        Some(match left {
+            Ok(left) => (
+                log::Level::Warn,
+                format!(
+                    "{cert}: the certificate in service expires on {until} (in {} days) and no renewed files \
+                     have appeared; check the ACME client (e.g. `certbot renew --dry-run`)",
+                    left.as_secs() / 86_400
+                ),
+            ),
+            Err(_) => (
+                log::Level::Error,
+                format!("{cert}: the certificate in service EXPIRED on {until}: clients refuse it; renew it now"),
+            ),
+        })
+    }
+
+    /// Swaps a loaded pair into the store; returns the end of its validity.
+    fn put_in_service(&self, identity: &Identity, loaded: Loaded, verb: &str) -> SystemTime {
         self.store.set(identity.name.as_deref(), loaded.key);
         let leaf = &loaded.leaf;
         log::info!(
@@ -199,6 +244,7 @@ impl Reloader {
             crate::tls::utc(leaf.not_after),
             leaf.sha256_fingerprint
         );
+        leaf.not_after
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -256,7 +302,7 @@ mod tests {
         let store = Arc::new(CertStore::default());
         let identity = Identity { name: None, files: files.clone(), host: None };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let checks = Checks { expiry_warning: Duration::ZERO };
+        let checks = Checks { expiry_warning: Duration::from_secs(14 * 24 * 3600) };
         let reloader = Reloader::start(provider, Arc::clone(&store), vec![identity], checks, Some(interval)).unwrap();
         (reloader, store, files)
     }
@@ -309,6 +355,32 @@ mod tests {
         reloader.tick(t0 + GRACE + Duration::from_secs(30));
         assert!(reloader.lock().watched[0].change.is_none());
         assert_eq!(served(&store), der(&old.0));
+    }
+
+    #[test]
+    fn reminds_daily_while_expiry_nears() {
+        let dir = dir("remind");
+        let (cert, key) = pair();
+        std::fs::write(dir.0.join("cert.pem"), &cert).unwrap();
+        std::fs::write(dir.0.join("key.pem"), &key).unwrap();
+        let (reloader, _, _) = start(&dir.0, Duration::from_secs(30));
+        let mut state = reloader.lock();
+        let watched = &mut state.watched[0];
+        let (t0, not_after) = (watched.reminded, watched.not_after);
+
+        let five_days_before = not_after - Duration::from_secs(5 * 24 * 3600 + 60);
+        assert!(reloader.expiry_reminder(watched, t0 + REMINDER / 2, five_days_before).is_none(), "once a day");
+        let (level, text) = reloader.expiry_reminder(watched, t0 + REMINDER, five_days_before).unwrap();
+        assert_eq!(level, log::Level::Warn);
+        assert!(text.contains("cert.pem") && text.contains("(in 5 days)"), "{text}");
+        assert!(reloader.expiry_reminder(watched, t0 + REMINDER + REMINDER / 2, five_days_before).is_none());
+
+        let (level, text) = reloader.expiry_reminder(watched, t0 + 2 * REMINDER, not_after + REMINDER).unwrap();
+        assert_eq!(level, log::Level::Error);
+        assert!(text.contains("EXPIRED"), "{text}");
+
+        let far = not_after - Duration::from_secs(60 * 24 * 3600);
+        assert!(reloader.expiry_reminder(watched, t0 + 4 * REMINDER, far).is_none(), "nothing to say yet");
     }
 
     #[test]
