@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::policy::{AppData, Policy, Rejection};
-use crate::{tls, Error, Request};
+use crate::tls::{self, TlsSettings};
+use crate::{Error, Request};
 
 /// How a [`Server`](crate::Server) runs. Build one with [`Config::builder`].
 ///
@@ -15,7 +16,7 @@ use crate::{tls, Error, Request};
 #[derive(Clone)]
 pub struct Config {
     pub(crate) bind: String,
-    pub(crate) tls: Arc<rustls::ServerConfig>,
+    pub(crate) tls: tls::Setup,
     pub(crate) limits: Limits,
     pub(crate) policy: Policy,
 }
@@ -123,7 +124,8 @@ pub enum SlowConsumerPolicy {
 #[derive(Debug, Default)]
 pub struct ConfigBuilder {
     bind: Option<String>,
-    pem_files: Option<(PathBuf, PathBuf)>,
+    /// Set through the TLS setters in `tls/settings.rs`.
+    pub(crate) tls: TlsSettings,
     limits: Limits,
     policy: Policy,
 }
@@ -135,15 +137,6 @@ impl ConfigBuilder {
     /// Defaults to `"127.0.0.1:8443"`: reachable from this machine only.
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.bind = Some(addr.into());
-        self
-    }
-
-    /// The TLS identity: a PEM file with the certificate chain (leaf first, then any
-    /// intermediates) and a PEM file with its private key (PKCS#8, PKCS#1/RSA or SEC1/EC).
-    ///
-    /// Required; there is no default. Both files are read by [`build`](Self::build).
-    pub fn tls_pem_files(mut self, cert_chain: impl Into<PathBuf>, private_key: impl Into<PathBuf>) -> Self {
-        self.pem_files = Some((cert_chain.into(), private_key.into()));
         self
     }
 
@@ -417,17 +410,17 @@ impl ConfigBuilder {
         self
     }
 
-    /// Checks the settings and loads the TLS identity.
+    /// Checks the settings and loads every certificate, key and CA file. Problems that
+    /// do not stop the server (a certificate that expires soon, does not cover the
+    /// [`public_host_name`](Self::public_host_name), or comes without its intermediate)
+    /// are logged as warnings.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] when no TLS identity was given; [`Error::TlsFile`] when a file
-    /// is missing or holds no usable certificate or key; [`Error::KeyMismatch`] when the
-    /// key does not belong to the certificate.
+    /// is missing, holds no usable certificate or key, or the certificate is expired or
+    /// not valid yet; [`Error::KeyMismatch`] when the key does not belong to the certificate.
     pub fn build(self) -> Result<Config, Error> {
-        let (cert, key) = self
-            .pem_files
-            .ok_or_else(|| Error::Config("no TLS identity: call tls_pem_files(certificate, key)".into()))?;
         if self.limits.max_message_size == 0 || self.limits.max_frame_size == 0 {
             return Err(Error::Config("max_message_size and max_frame_size must be at least 1 byte".into()));
         }
@@ -436,7 +429,7 @@ impl ConfigBuilder {
                 return Err(Error::Config(format!("static_dir {} is not a directory", dir.display())));
             }
         }
-        let tls = tls::server_config(&cert, &key)?;
+        let tls = self.tls.build()?;
         let bind = self.bind.unwrap_or_else(|| "127.0.0.1:8443".into());
         Ok(Config { bind, tls, limits: self.limits, policy: self.policy })
     }

@@ -18,7 +18,7 @@ use crate::dispatcher::{Command, Control};
 use crate::policy::Policy;
 use crate::session::Session;
 use crate::stats::{add, bump, Counters};
-use crate::stream::{would_block, Progress, TlsStream};
+use crate::stream::{would_block, PlainStream, Progress, TlsStream, Transport};
 use crate::wait::wait;
 use crate::{http, ConnectionId, Error, Event};
 
@@ -29,7 +29,8 @@ pub(crate) struct Context {
     pub(crate) policy: Policy,
     /// When the server started (for the health endpoint's uptime).
     pub(crate) started: Instant,
-    pub(crate) tls: Arc<rustls::ServerConfig>,
+    /// `None` for plain `ws://` behind a TLS-terminating proxy.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) events: Sender<Event>,
     pub(crate) commands: Sender<Command>,
     pub(crate) stats: Arc<Counters>,
@@ -85,7 +86,7 @@ pub(crate) fn run(conn: Connection) {
 
 /// A client whose WebSocket handshake succeeded.
 struct Accepted {
-    stream: TlsStream,
+    stream: Transport,
     info: crate::ConnectionInfo,
     /// Bytes the client sent right behind its request (its first frames, perhaps).
     leftover: Vec<u8>,
@@ -138,14 +139,17 @@ impl Thread<'_> {
                 return None;
             }
         };
-        log::debug!(
-            "{}: TLS established: {:?}, {:?}, SNI {:?}, ALPN {:?}",
-            self.id,
-            stream.tls.protocol_version(),
-            stream.tls.negotiated_cipher_suite().map(|s| s.suite()),
-            stream.tls.server_name(),
-            stream.tls.alpn_protocol().map(String::from_utf8_lossy),
-        );
+        if let Some(tls) = stream.tls() {
+            log::debug!(
+                "{}: TLS established: {:?}, {:?}, SNI {:?}, ALPN {:?}, client certificate {:?}",
+                self.id,
+                tls.protocol_version(),
+                tls.negotiated_cipher_suite().map(|s| s.suite()),
+                tls.server_name(),
+                tls.alpn_protocol().map(String::from_utf8_lossy),
+                tls.peer_certificates().and_then(|c| c.first()).map(|_| "verified"),
+            );
+        }
         match self.serve_request(&mut stream) {
             Ok(Some((info, leftover))) => Some(Accepted { stream, info, leftover }),
             Ok(None) => {
@@ -165,14 +169,17 @@ impl Thread<'_> {
         }
     }
 
-    fn tls_handshake(&self, socket: TcpStream) -> Result<TlsStream, Error> {
+    fn tls_handshake(&self, socket: TcpStream) -> Result<Transport, Error> {
+        let Some(config) = &self.context.tls else {
+            self.expect_plain_http(&socket)?;
+            return Ok(Transport::Plain(PlainStream::new(socket)));
+        };
         self.expect_tls_record(&socket)?;
-        let tls =
-            rustls::ServerConnection::new(Arc::clone(&self.context.tls)).map_err(|e| Error::Tls(e.to_string()))?;
+        let tls = rustls::ServerConnection::new(Arc::clone(config)).map_err(|e| Error::Tls(e.to_string()))?;
         let mut stream = TlsStream::new(tls, socket);
         loop {
-            match stream.handshake().map_err(tls_error)? {
-                Progress::Done => return Ok(stream),
+            match stream.handshake().map_err(|e| handshake_error(e, &stream))? {
+                Progress::Done => return Ok(Transport::Tls(stream)),
                 Progress::NeedRead => self.wait_io(&stream.sock, false, self.deadline)?,
                 Progress::NeedWrite => self.wait_io(&stream.sock, true, self.deadline)?,
             }
@@ -204,20 +211,42 @@ impl Thread<'_> {
         }
     }
 
+    /// In plain `ws://` mode, turns away a client that starts a TLS handshake: the proxy
+    /// in front should have ended TLS, so it (or the client) is set up wrongly.
+    fn expect_plain_http(&self, socket: &TcpStream) -> Result<(), Error> {
+        let mut first = [0u8; 1];
+        loop {
+            match socket.peek(&mut first) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) if first[0] == 0x16 => {
+                    return Err(Error::Tls(
+                        "a TLS client reached this plain ws:// port: the reverse proxy must end TLS and \
+                         forward plain HTTP (or the client must use ws://)"
+                            .into(),
+                    ))
+                }
+                Ok(_) => return Ok(()),
+                Err(e) if would_block(&e) => self.wait_io(socket, false, self.deadline)?,
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+    }
+
     /// Writes all of `bytes` through TLS and flushes, waiting for the socket as needed;
     /// fails if the client takes nothing until `deadline`.
-    pub(crate) fn send_all(&self, stream: &mut TlsStream, mut bytes: &[u8], deadline: Instant) -> Result<(), Error> {
+    pub(crate) fn send_all(&self, stream: &mut Transport, mut bytes: &[u8], deadline: Instant) -> Result<(), Error> {
         while !bytes.is_empty() {
             match stream.write(bytes) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => bytes = &bytes[n..],
-                Err(e) if would_block(&e) => self.wait_io(&stream.sock, true, deadline)?,
+                Err(e) if would_block(&e) => self.wait_io(stream.sock(), true, deadline)?,
                 Err(e) => return Err(tls_error(e)),
             }
         }
         loop {
             match stream.flush() {
                 Ok(()) => return Ok(()),
-                Err(e) if would_block(&e) => self.wait_io(&stream.sock, true, deadline)?,
+                Err(e) if would_block(&e) => self.wait_io(stream.sock(), true, deadline)?,
                 Err(e) => return Err(tls_error(e)),
             }
         }
@@ -238,6 +267,19 @@ impl Thread<'_> {
         }
         Ok(())
     }
+}
+
+/// A failed TLS handshake, with a hint when the client hung up after seeing our
+/// certificate: clients that reject it (Python, Node) often close without an alert.
+fn handshake_error(e: io::Error, stream: &TlsStream) -> Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof && stream.bytes_sent > 0 {
+        return Error::Tls(
+            "the client hung up after receiving our certificate: it probably does not trust it \
+             (install the CA that signed it in the client) or the host name does not match"
+                .into(),
+        );
+    }
+    tls_error(e)
 }
 
 /// rustls errors arrive wrapped in `io::Error` (`InvalidData`); name them as TLS errors,

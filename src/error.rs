@@ -17,8 +17,9 @@ use std::path::PathBuf;
 pub enum Error {
     /// The configuration is incomplete or inconsistent, e.g. no TLS identity was given.
     Config(String),
-    /// A certificate or key file cannot be used: missing, unreadable, no certificate in it,
-    /// no usable private key. `problem` says what is wrong and how to fix it.
+    /// A certificate, key or CA file cannot be used: missing, unreadable, no certificate
+    /// in it, no usable private key, a certificate that has expired or is not valid yet.
+    /// `problem` says what is wrong and how to fix it.
     TlsFile {
         /// The file at fault.
         path: PathBuf,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::{AppData, Error};
+use crate::{AppData, CertificateInfo, Error};
 
 /// Identifies one client connection for the lifetime of the server.
 ///
@@ -98,8 +98,14 @@ pub struct ConnectionInfo {
     pub subprotocol: Option<String>,
     /// The host name the client asked for in TLS (SNI), if it sent one.
     pub server_name: Option<String>,
-    /// The negotiated TLS version, e.g. `TLSv1_3`.
+    /// The negotiated TLS version, e.g. `TLSv1_3`; empty for plain `ws://`
+    /// ([`ConfigBuilder::plain_ws_behind_proxy`](crate::ConfigBuilder::plain_ws_behind_proxy)).
     pub tls_version: String,
+    /// The client's certificate, verified against the configured CA
+    /// ([`ConfigBuilder::client_auth`](crate::ConfigBuilder::client_auth)): who the client is.
+    /// `None` when client certificates are not asked for, or optional and not given.
+    /// (Boxed: most connections have none, and events stay small in the channel.)
+    pub client_certificate: Option<Box<CertificateInfo>>,
     /// What the [authentication hook](crate::ConfigBuilder::authenticate) attached, if anything.
     pub data: Option<AppData>,
 }

@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tungstenite::Message as WsMessage;
 
 use crate::dispatcher::Command;
+use crate::reload::Reloader;
 use crate::stats::Counters;
 use crate::wait::Waker;
 use crate::{ConnectionId, Error, Message, Stats};
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     /// Taken by the first `shutdown`.
     pub(crate) threads: Mutex<Option<Threads>>,
     pub(crate) shutdown_timeout: Duration,
+    /// `None` for plain `ws://`.
+    pub(crate) tls_reloader: Option<Arc<Reloader>>,
 }
 
 /// The server's threads and the signals that stop them.
@@ -153,6 +156,24 @@ impl Handle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// Reloads the certificate and key files now, checks them like at start, and puts
+    /// them in service for new handshakes; open connections keep their sessions. Use it
+    /// from an ACME client's deploy hook, or on `SIGHUP`. The files are also reloaded by
+    /// themselves when they change (see
+    /// [`tls_reload_interval`](crate::ConfigBuilder::tls_reload_interval)).
+    ///
+    /// # Errors
+    ///
+    /// The problem with the new files, as [`ConfigBuilder::build`](crate::ConfigBuilder::build)
+    /// reports it ([`Error::TlsFile`], [`Error::KeyMismatch`]); the certificates in
+    /// service then stay. [`Error::Config`] for a plain `ws://` server.
+    pub fn reload_tls(&self) -> Result<(), Error> {
+        match &self.shared.tls_reloader {
+            Some(reloader) => reloader.reload_now(),
+            None => Err(Error::Config("this server speaks plain ws://: there is no certificate to reload".into())),
+        }
     }
 
     /// Stops the server: no new connections; every client gets a Close frame with 1001

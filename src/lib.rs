@@ -68,6 +68,32 @@
 //! | [`write_timeout`](ConfigBuilder::write_timeout) | 10 s without progress | connection dropped |
 //! | [`events_capacity`](ConfigBuilder::events_capacity) | 256 events | connection threads wait for the application; TCP slows the clients; nothing is dropped |
 //!
+//! ## TLS
+//!
+//! Certificate trouble is what breaks WSS in the field, so [`ConfigBuilder::build`]
+//! checks the certificate and key and names the file and the fix for each problem
+//! (missing file, no certificate, unsupported key, key of another certificate, expired or
+//! not yet valid), and warns about what still works but will not for long or for
+//! everyone (expiry within 14 days, a host name the certificate does not cover, a chain
+//! without its intermediate).
+//!
+//! - **Renewal without downtime**: the certificate files are checked every 30 s; renewed
+//!   files (rewritten, renamed over, or symlinks switched, as ACME clients do) are checked
+//!   the same way and serve new handshakes, while open connections carry on. A bad
+//!   replacement is refused and logged; the old certificate stays.
+//!   [`Handle::reload_tls`] reloads on demand.
+//! - **Several names**: [`ConfigBuilder::sni_pem_files`] adds a certificate per server
+//!   name (SNI); [`ConfigBuilder::tls_pem_files`] is the default.
+//! - **Client certificates**: [`ConfigBuilder::client_auth`] with [`ClientAuth`]; the
+//!   verified identity is in [`ConnectionInfo::client_certificate`].
+//! - **Versions**: TLS 1.3 and 1.2 by default, [`ConfigBuilder::tls13_only`] as an
+//!   option; ALPN `http/1.1`.
+//! - **Behind a reverse proxy**: [`ConfigBuilder::plain_ws_behind_proxy`] serves plain
+//!   `ws://` when the proxy terminates TLS (with a warning at start).
+//!
+//! `cargo run --example check -- wss://HOST:PORT/ --ca ca.pem` checks a server from the
+//! client side, step by step.
+//!
 //! ## Threads and shutdown
 //!
 //! [`Server::bind`] starts an acceptor thread and a dispatcher thread; each client gets
@@ -83,9 +109,9 @@
 //!
 //! | level | what |
 //! |---|---|
-//! | `error` | the acceptor stopped working |
-//! | `warn`  | a development certificate in use, slow clients closed, accept failures |
-//! | `info`  | server start and shutdown |
+//! | `error` | the acceptor stopped working, a renewed certificate refused |
+//! | `warn`  | certificate problems that do not stop the server, a development certificate in use, plain `ws://`, slow clients closed, accept failures |
+//! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal |
 //! | `debug` | each connection: TLS version and cipher suite, Upgrade, open, close and why |
 //! | `trace` | each message and control frame: kind and length |
 #![forbid(unsafe_code)]
@@ -103,6 +129,7 @@ pub mod fuzz;
 mod handle;
 mod http;
 mod policy;
+mod reload;
 mod request;
 mod rooms;
 mod server;
@@ -125,6 +152,7 @@ pub use policy::{AppData, Rejection};
 pub use request::Request;
 pub use server::Server;
 pub use stats::Stats;
+pub use tls::{CertificateInfo, ClientAuth};
 
 /// The README's examples compile (checked by `cargo test`).
 #[cfg(doctest)]

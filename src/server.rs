@@ -11,6 +11,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::connection::{self, Connection, Context};
 use crate::dispatcher::{self, Command, Control, Link};
 use crate::handle::{Handle, Shared, Threads};
+use crate::reload::Reloader;
 use crate::stats::{bump, Counters};
 use crate::stream::would_block;
 use crate::wait::{wait, Waker};
@@ -49,6 +50,7 @@ impl Server {
     /// a waker cannot be created.
     pub fn bind(config: Config) -> Result<Server, Error> {
         let Config { bind, tls, limits, policy } = config;
+        let scheme = if tls.is_plain() { "ws" } else { "wss" };
         let listener = TcpListener::bind(&bind).map_err(|source| Error::Bind { addr: bind.clone(), source })?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -63,7 +65,7 @@ impl Server {
             limits,
             policy,
             started: Instant::now(),
-            tls,
+            tls: tls.server_config,
             events: events_tx,
             commands: commands.clone(),
             stats: Arc::clone(&stats),
@@ -81,10 +83,17 @@ impl Server {
             context,
             alive,
             next_id: 1,
+            reloader: tls.reloader.clone(),
         };
         let (acceptor_waker, stop) = (Arc::clone(&acceptor.waker), Arc::clone(&acceptor.stop));
         let acceptor = spawn("tinywss-accept", move || acceptor.run())?;
-        log::info!("listening on {local_addr} (wss://)");
+        log::info!("listening on {local_addr} ({scheme}://)");
+        if scheme == "ws" {
+            log::warn!(
+                "serving plain ws:// without TLS on {local_addr}: safe only behind a reverse proxy that \
+                 terminates TLS, on a local or private network"
+            );
+        }
 
         let threads = Threads { acceptor, dispatcher, shutdown_signal, alive: alive_rx };
         let shared = Shared {
@@ -95,6 +104,7 @@ impl Server {
             stop,
             threads: Mutex::new(Some(threads)),
             shutdown_timeout,
+            tls_reloader: tls.reloader,
         };
         Ok(Server { handle: Handle::new(shared), events })
     }
@@ -140,6 +150,8 @@ struct Acceptor {
     /// Cloned into every connection thread; the receiver sees it disconnect when all end.
     alive: Sender<()>,
     next_id: u64,
+    /// Checks the certificate files for renewal between accepts.
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl Acceptor {
@@ -147,11 +159,15 @@ impl Acceptor {
     fn run(mut self) -> Vec<JoinHandle<()>> {
         let mut threads = Vec::new();
         while !self.stop.load(Ordering::SeqCst) {
-            if let Err(e) = wait(&self.listener, false, &self.waker, None) {
+            let next_check = self.reloader.as_ref().and_then(|r| r.next_check());
+            if let Err(e) = wait(&self.listener, false, &self.waker, next_check) {
                 log::error!("acceptor: poll failed, no longer accepting: {e}");
                 break;
             }
             self.accept_ready(&mut threads);
+            if let Some(reloader) = &self.reloader {
+                reloader.tick(Instant::now());
+            }
             threads.retain(|t: &JoinHandle<()>| !t.is_finished());
         }
         log::debug!("acceptor: stopped");

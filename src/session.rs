@@ -17,7 +17,7 @@ use crate::config::Limits;
 use crate::connection::{tls_error, Thread};
 use crate::policy::AppData;
 use crate::stats::{add, bump};
-use crate::stream::{would_block, TlsStream};
+use crate::stream::{would_block, Transport};
 use crate::wait::wait;
 use crate::{CloseReason, Error, Event, Message};
 
@@ -38,7 +38,7 @@ struct Closing {
 pub(crate) struct Session<'a> {
     thread: &'a Thread<'a>,
     outbox: &'a Receiver<WsMessage>,
-    ws: WebSocket<TlsStream>,
+    ws: WebSocket<Transport>,
     /// When any frame last arrived (keepalive).
     last_frame: Instant,
     /// When a data message last arrived (idle timeout).
@@ -61,7 +61,7 @@ impl<'a> Session<'a> {
     pub(crate) fn new(
         thread: &'a Thread<'a>,
         outbox: &'a Receiver<WsMessage>,
-        stream: TlsStream,
+        stream: Transport,
         leftover: Vec<u8>,
         data: Option<AppData>,
     ) -> Self {
@@ -121,7 +121,7 @@ impl<'a> Session<'a> {
             let more_to_write = !self.want_write && !self.outbox.is_empty() && self.ws.can_write();
             let deadline = if self.more_to_read || more_to_write { Some(Instant::now()) } else { self.next_deadline() };
             let waker = &self.thread.control.waker;
-            match wait(&self.ws.get_ref().sock, self.want_write, waker, deadline) {
+            match wait(self.ws.get_ref().sock(), self.want_write, waker, deadline) {
                 Ok(true) => waker.reset(),
                 Ok(false) => {}
                 Err(e) => return CloseReason::Error(Error::Io(e)),
@@ -342,7 +342,7 @@ impl<'a> Session<'a> {
             }
             Err(WsError::Io(e)) if would_block(&e) => {
                 self.want_write = true;
-                let sent = self.ws.get_ref().bytes_sent;
+                let sent = self.ws.get_ref().bytes_sent();
                 if self.stalled.is_none_or(|(_, before)| before != sent) {
                     self.stalled = Some((Instant::now(), sent));
                 }
@@ -366,13 +366,13 @@ impl<'a> Session<'a> {
                 Err(e) if would_block(&e) => {}
                 _ => break,
             }
-            match wait(&stream.sock, true, waker, deadline) {
+            match wait(stream.sock(), true, waker, deadline) {
                 Ok(_) if deadline.is_some_and(|d| Instant::now() < d) => {}
                 _ => break,
             }
         }
         stream.close_notify();
-        let _ = stream.sock.shutdown(Shutdown::Both);
+        let _ = stream.sock().shutdown(Shutdown::Both);
     }
 }
 

@@ -44,7 +44,10 @@ impl TlsStream {
         while self.tls.is_handshaking() || self.tls.wants_write() {
             if self.tls.wants_write() {
                 match self.tls.write_tls(&mut self.sock) {
-                    Ok(_) => continue,
+                    Ok(n) => {
+                        self.bytes_sent += n as u64;
+                        continue;
+                    }
                     Err(e) if would_block(&e) => return Ok(Progress::NeedWrite),
                     Err(e) => return Err(e),
                 }
@@ -141,4 +144,95 @@ impl Write for TlsStream {
 /// `TimedOut` is a real TCP timeout (the peer is gone), not a read-timeout expiry.
 pub(crate) fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// What a connection speaks over: TLS, or plain TCP behind a TLS-terminating proxy
+/// ([`plain_ws_behind_proxy`](crate::ConfigBuilder::plain_ws_behind_proxy)).
+#[derive(Debug)]
+// One per connection, created once and never moved in bulk: boxing the TLS state would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Transport {
+    Tls(TlsStream),
+    Plain(PlainStream),
+}
+
+/// A plain TCP socket that counts what it sent, like [`TlsStream`] does.
+#[derive(Debug)]
+pub(crate) struct PlainStream {
+    pub(crate) sock: TcpStream,
+    bytes_sent: u64,
+}
+
+impl PlainStream {
+    pub(crate) fn new(sock: TcpStream) -> PlainStream {
+        PlainStream { sock, bytes_sent: 0 }
+    }
+}
+
+impl Transport {
+    /// The socket, to wait on.
+    pub(crate) fn sock(&self) -> &TcpStream {
+        match self {
+            Transport::Tls(stream) => &stream.sock,
+            Transport::Plain(plain) => &plain.sock,
+        }
+    }
+
+    /// The TLS session, if any.
+    pub(crate) fn tls(&self) -> Option<&ServerConnection> {
+        match self {
+            Transport::Tls(stream) => Some(&stream.tls),
+            Transport::Plain(_) => None,
+        }
+    }
+
+    /// Bytes the socket has taken so far: tells a slow client from a stuck one.
+    pub(crate) fn bytes_sent(&self) -> u64 {
+        match self {
+            Transport::Tls(stream) => stream.bytes_sent,
+            Transport::Plain(plain) => plain.bytes_sent,
+        }
+    }
+
+    /// Whether bytes are waiting for the socket (only TLS buffers any).
+    pub(crate) fn wants_write(&self) -> bool {
+        matches!(self, Transport::Tls(stream) if stream.wants_write())
+    }
+
+    /// Sends TLS `close_notify`, best effort; nothing for plain TCP.
+    pub(crate) fn close_notify(&mut self) {
+        if let Transport::Tls(stream) = self {
+            stream.close_notify();
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tls(stream) => stream.read(buf),
+            Transport::Plain(plain) => plain.sock.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tls(stream) => stream.write(buf),
+            Transport::Plain(plain) => {
+                let n = plain.sock.write(buf)?;
+                plain.bytes_sent += n as u64;
+                Ok(n)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Tls(stream) => stream.flush(),
+            Transport::Plain(plain) => plain.sock.flush(),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use crate::connection::{tls_error, Thread};
 use crate::http::{self, Reject};
 use crate::policy::Route;
 use crate::stats::bump;
-use crate::stream::{would_block, TlsStream};
+use crate::stream::{would_block, Transport};
 use crate::{ConnectionInfo, Error, Request};
 
 /// What the 101 response settled: the connection's info, and the bytes the client
@@ -23,9 +23,9 @@ const FILE_CHUNK: usize = 16 << 10;
 impl Thread<'_> {
     /// Reads one request and answers it. `Some` for a WebSocket, `None` when a plain
     /// response was served; `Err` when the request was refused.
-    pub(crate) fn serve_request(&self, stream: &mut TlsStream) -> Result<Option<Upgraded>, Error> {
+    pub(crate) fn serve_request(&self, stream: &mut Transport) -> Result<Option<Upgraded>, Error> {
         let (head, leftover) = self.read_request_head(stream)?;
-        let server_name = stream.tls.server_name().map(str::to_owned);
+        let server_name = stream.tls().and_then(|tls| tls.server_name()).map(str::to_owned);
         let request = match Request::parse(&head, self.peer, server_name) {
             Ok(request) => request,
             Err(reject) => return Err(self.refuse(stream, reject)),
@@ -58,7 +58,7 @@ impl Thread<'_> {
     /// sends the 101.
     fn accept_websocket(
         &self,
-        stream: &mut TlsStream,
+        stream: &mut Transport,
         request: &Request,
         leftover: Vec<u8>,
     ) -> Result<Upgraded, Error> {
@@ -87,15 +87,20 @@ impl Thread<'_> {
             peer: self.peer,
             path: upgrade.path,
             subprotocol: upgrade.subprotocol,
-            server_name: stream.tls.server_name().map(str::to_owned),
-            tls_version: stream.tls.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
+            server_name: stream.tls().and_then(|tls| tls.server_name()).map(str::to_owned),
+            tls_version: stream
+                .tls()
+                .and_then(|tls| tls.protocol_version())
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
+            client_certificate: stream.tls().and_then(crate::tls::client_certificate),
             data,
         };
         Ok((info, leftover))
     }
 
     /// Answers with an HTTP error and reports the refusal as the error.
-    fn refuse(&self, stream: &mut TlsStream, reject: Reject) -> Error {
+    fn refuse(&self, stream: &mut Transport, reject: Reject) -> Error {
         bump(&self.context.stats.http_responses);
         // The answer is best effort: the error to report is the refusal itself.
         let _ = self.send_all(stream, http::error_response(&reject).as_bytes(), self.deadline);
@@ -105,7 +110,7 @@ impl Thread<'_> {
     /// A complete small response; HEAD gets the head only.
     fn respond_plain(
         &self,
-        stream: &mut TlsStream,
+        stream: &mut Transport,
         status: u16,
         content_type: &str,
         body: &str,
@@ -122,9 +127,9 @@ impl Thread<'_> {
     }
 
     /// Streams a file in chunks; each chunk must leave within the write timeout.
-    fn respond_file(&self, stream: &mut TlsStream, path: &Path, request: &Request) -> Result<Option<Upgraded>, Error> {
+    fn respond_file(&self, stream: &mut Transport, path: &Path, request: &Request) -> Result<Option<Upgraded>, Error> {
         let not_found =
-            |stream: &mut TlsStream| self.respond_plain(stream, 404, "text/plain", "404 not found\n", request);
+            |stream: &mut Transport| self.respond_plain(stream, 404, "text/plain", "404 not found\n", request);
         let Ok(mut file) = File::open(path) else { return not_found(stream) };
         let Ok(length) = file.metadata().map(|m| m.len()) else { return not_found(stream) };
         bump(&self.context.stats.http_responses);
@@ -157,7 +162,7 @@ impl Thread<'_> {
 
     /// Reads until the blank line that ends the request head; returns the head and any
     /// bytes after it.
-    fn read_request_head(&self, stream: &mut TlsStream) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn read_request_head(&self, stream: &mut Transport) -> Result<(Vec<u8>, Vec<u8>), Error> {
         let max = self.context.limits.max_request_head;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 1024];
@@ -169,7 +174,7 @@ impl Thread<'_> {
                 Err(e) if would_block(&e) => {
                     // TLS 1.3 session tickets may still be waiting to go out.
                     let _ = std::io::Write::flush(stream);
-                    self.wait_io(&stream.sock, stream.wants_write(), self.deadline)?;
+                    self.wait_io(stream.sock(), stream.wants_write(), self.deadline)?;
                     continue;
                 }
                 Err(e) => return Err(tls_error(e)),

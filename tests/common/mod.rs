@@ -6,6 +6,8 @@
 
 #[path = "../../examples/common/dev_certs.rs"]
 mod dev_certs;
+pub mod logs;
+pub mod pki;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -88,20 +90,7 @@ impl TestServer {
 
     /// Starts a thread that echoes every message and forwards every event to the test.
     pub fn echo(&self) -> mpsc::Receiver<Event> {
-        let (tx, rx) = mpsc::channel();
-        let handle = self.server.handle();
-        let events = self.server.events();
-        thread::spawn(move || {
-            for event in events {
-                if let Event::Message { conn, message, .. } = &event {
-                    let _ = handle.send(*conn, message.clone());
-                }
-                if tx.send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        rx
+        echo_events(&self.server)
     }
 
     pub fn handle(&self) -> Handle {
@@ -109,29 +98,76 @@ impl TestServer {
     }
 }
 
+/// Starts a thread that echoes every message and forwards every event to the test.
+pub fn echo_events(server: &Server) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel();
+    let handle = server.handle();
+    let events = server.events();
+    thread::spawn(move || {
+        for event in events {
+            if let Event::Message { conn, message, .. } = &event {
+                let _ = handle.send(*conn, message.clone());
+            }
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// A rustls client config that trusts only `ca`.
 pub fn client_tls(ca: &Path) -> Arc<rustls::ClientConfig> {
+    Arc::new(client_builder(ca, rustls::DEFAULT_VERSIONS).with_no_client_auth())
+}
+
+/// A rustls client config builder that trusts only `ca` and speaks `versions`.
+pub fn client_builder(
+    ca: &Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
+}
+
+/// The certificate chain the server presented to `client`.
+pub fn served_chain(client: &Client) -> Vec<Vec<u8>> {
+    let chain = client.get_ref().conn.peer_certificates().unwrap_or_default();
+    chain.iter().map(|c| c.to_vec()).collect()
+}
+
+/// The SHA-256 fingerprint of the certificate the server presented to `client`.
+pub fn served_fingerprint(client: &Client) -> String {
+    tinywss::CertificateInfo::from_der(&served_chain(client)[0]).unwrap().sha256_fingerprint
 }
 
 /// Opens a wss:// connection to `addr` as `localhost`, trusting `ca`.
 pub fn connect(addr: SocketAddr, ca: &Path, path: &str) -> Result<Client, tungstenite::Error> {
+    connect_with(addr, client_tls(ca), "localhost", path)
+}
+
+/// Opens a wss:// connection to `addr` with a client config of the test's own, asking
+/// for `name` (an IP address sends no SNI).
+pub fn connect_with(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    name: &str,
+    path: &str,
+) -> Result<Client, tungstenite::Error> {
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(PATIENCE))?;
     tcp.set_write_timeout(Some(PATIENCE))?;
-    let tls = rustls::ClientConnection::new(client_tls(ca), ServerName::try_from("localhost").unwrap()).unwrap();
+    let server_name = ServerName::try_from(name.to_owned()).unwrap();
+    let tls = rustls::ClientConnection::new(config, server_name).unwrap();
     let stream = rustls::StreamOwned::new(tls, tcp);
-    let url = format!("wss://localhost:{}{path}", addr.port());
+    let url = format!("wss://{name}:{}{path}", addr.port());
     tungstenite::client::client(url, stream).map(|(ws, _response)| ws).map_err(|e| match e {
         tungstenite::HandshakeError::Failure(e) => e,
         tungstenite::HandshakeError::Interrupted(_) => panic!("blocking handshake interrupted"),

@@ -1,0 +1,694 @@
+//! The connection checker behind `examples/check.rs`: connects to a `wss://` (or `ws://`)
+//! URL the way a client does and reports each step, stopping at the first that fails
+//! with a message that says what is wrong and where to fix it.
+//!
+//! Steps: URL, DNS, TCP, TLS (version, cipher suite, ALPN), certificate chain (each
+//! certificate's subject, issuer, validity, names, fingerprint; trusted or not), host
+//! name, HTTP Upgrade, subprotocol, ping round trip, close handshake.
+//!
+//! To show the chain even when it is refused, the TLS client uses a verifier that records
+//! what the server sent and then asks rustls' standard (webpki) verifier.
+
+// The example and the tests each use a different part of this module.
+#![allow(dead_code)]
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use tinywss::CertificateInfo;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+/// Where to find CA certificates when no `--ca` is given, most common first.
+const SYSTEM_CA_BUNDLES: &[&str] =
+    &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
+
+/// What to check, and how.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `wss://host[:port]/path` or `ws://...`.
+    pub url: String,
+    /// CA certificates to trust; empty: `$SSL_CERT_FILE` or the system bundle.
+    pub ca_files: Vec<PathBuf>,
+    /// A client certificate chain and key, for servers that ask for one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Subprotocols to offer, most preferred first.
+    pub subprotocols: Vec<String>,
+    /// Offer only this TLS version (`"1.2"` or `"1.3"`); both when `None`.
+    pub tls_version: Option<String>,
+    /// Limit for each network step.
+    pub timeout: Duration,
+    /// Warn when the server certificate expires within this many days.
+    pub expiry_warning_days: u64,
+}
+
+impl Options {
+    pub fn new(url: &str) -> Options {
+        Options {
+            url: url.to_owned(),
+            ca_files: Vec::new(),
+            client_cert: None,
+            subprotocols: Vec::new(),
+            tls_version: None,
+            timeout: Duration::from_secs(10),
+            expiry_warning_days: 14,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Warning,
+    Failed,
+}
+
+/// One step of the check: its name, how it went, and what it found.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: &'static str,
+    pub outcome: Outcome,
+    pub lines: Vec<String>,
+}
+
+/// Every step that ran, in order; the last one failed if any did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub steps: Vec<Step>,
+}
+
+impl Report {
+    /// The step that failed, if one did.
+    pub fn failed_step(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| s.outcome == Outcome::Failed)
+    }
+
+    /// A step by name.
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    fn push(&mut self, name: &'static str, outcome: Outcome, lines: Vec<String>) {
+        self.steps.push(Step { name, outcome, lines });
+    }
+
+    fn ok(&mut self, name: &'static str, line: String) {
+        self.push(name, Outcome::Ok, vec![line]);
+    }
+
+    /// Records a failure, for `return Err(report.fail(..))`.
+    fn fail(&mut self, name: &'static str, line: String) -> Failed {
+        self.push(name, Outcome::Failed, vec![line]);
+        Failed
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.steps {
+            let mark = match step.outcome {
+                Outcome::Ok => " ok ",
+                Outcome::Warning => "WARN",
+                Outcome::Failed => "FAIL",
+            };
+            let mut lines = step.lines.iter();
+            writeln!(f, "[{mark}] {:<13} {}", step.name, lines.next().map_or("", String::as_str))?;
+            for line in lines {
+                writeln!(f, "       {:<13} {line}", "")?;
+            }
+        }
+        match self.failed_step() {
+            Some(step) => write!(f, "=> failed at step \"{}\"", step.name),
+            None => write!(f, "=> all steps passed"),
+        }
+    }
+}
+
+/// Marks a step as failed; the report holds the details.
+#[derive(Debug)]
+pub struct Failed;
+
+/// Runs every step until one fails.
+pub fn check(options: &Options) -> Report {
+    let mut report = Report::default();
+    let _ = run(options, &mut report);
+    report
+}
+
+fn run(options: &Options, report: &mut Report) -> Result<(), Failed> {
+    let target = parse_url(&options.url).map_err(|e| report.fail("URL", e))?;
+    report.ok("URL", format!("{} host {} port {} path {}", target.scheme, target.host, target.port, target.path));
+    let addrs = resolve(&target, report)?;
+    let tcp = connect(&addrs, options.timeout, report)?;
+    if target.tls {
+        let tls = tls_handshake(&target, options, tcp, report)?;
+        websocket(&target, options, rustls::StreamOwned::new(tls.0, tls.1), report)
+    } else {
+        report.ok("TLS", "none: ws:// is plain text (use wss:// on the public internet)".into());
+        websocket(&target, options, tcp, report)
+    }
+}
+
+struct Target {
+    scheme: &'static str,
+    tls: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_url(url: &str) -> Result<Target, String> {
+    let (scheme, tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
+        ("wss", true, rest)
+    } else if let Some(rest) = url.strip_prefix("ws://") {
+        ("ws", false, rest)
+    } else {
+        return Err(format!("{url:?} is not a WebSocket URL: it must start with wss:// (or ws://)"));
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => {
+            (host, port.parse::<u16>().map_err(|_| format!("{port:?} is not a port number"))?)
+        }
+        _ => (authority, if tls { 443 } else { 80 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("no host name in {url:?}"));
+    }
+    let path = if path.is_empty() { "/" } else { path };
+    Ok(Target { scheme, tls, host: host.to_owned(), port, path: path.to_owned() })
+}
+
+fn resolve(target: &Target, report: &mut Report) -> Result<Vec<SocketAddr>, Failed> {
+    let started = Instant::now();
+    match (target.host.as_str(), target.port).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            let list: Vec<_> = addrs.iter().map(|a| a.ip().to_string()).collect();
+            report.ok("DNS", format!("{} -> {} ({})", target.host, list.join(", "), ms(started.elapsed())));
+            Ok(addrs)
+        }
+        Err(e) => Err(report.fail(
+            "DNS",
+            format!("cannot resolve {}: {e}; check the spelling, or the DNS record (A/AAAA) of the host", target.host),
+        )),
+    }
+}
+
+fn connect(addrs: &[SocketAddr], timeout: Duration, report: &mut Report) -> Result<TcpStream, Failed> {
+    let mut errors = Vec::new();
+    for addr in addrs {
+        let started = Instant::now();
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(tcp) => {
+                let _ = tcp.set_read_timeout(Some(timeout));
+                let _ = tcp.set_write_timeout(Some(timeout));
+                let _ = tcp.set_nodelay(true);
+                report.ok("TCP", format!("connected to {addr} in {}", ms(started.elapsed())));
+                return Ok(tcp);
+            }
+            Err(e) => errors.push(format!("{addr}: {e}")),
+        }
+    }
+    Err(report.fail(
+        "TCP",
+        format!(
+            "cannot connect ({}); is the server running and listening on this address and port, \
+             and does a firewall let the port through?",
+            errors.join("; ")
+        ),
+    ))
+}
+
+type Tls = (rustls::ClientConnection, TcpStream);
+
+fn tls_handshake(target: &Target, options: &Options, mut tcp: TcpStream, report: &mut Report) -> Result<Tls, Failed> {
+    let (config, recorder, trusted) = client_config(options).map_err(|e| report.fail("TLS", e))?;
+    let name = ServerName::try_from(target.host.clone())
+        .map_err(|_| report.fail("TLS", format!("{:?} is not a valid host name for TLS", target.host)))?;
+    let mut tls = rustls::ClientConnection::new(config, name.clone()).map_err(|e| report.fail("TLS", e.to_string()))?;
+    let started = Instant::now();
+    let result = (|| {
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp)?;
+        }
+        Ok::<_, std::io::Error>(())
+    })();
+    let seen = recorder.seen.lock().unwrap().take();
+    match result {
+        Ok(()) => {
+            report.ok("TLS", describe_session(&tls, started.elapsed()));
+            if let Some((chain, _)) = &seen {
+                report_chain(chain, Ok(()), &trusted, options, report)?;
+                report_name(&chain[0], &name, report)?;
+            }
+            Ok((tls, tcp))
+        }
+        Err(e) => Err(tls_failure(e, seen, &trusted, &name, options, report)),
+    }
+}
+
+fn describe_session(tls: &rustls::ClientConnection, took: Duration) -> String {
+    let version = tls.protocol_version().map_or("?".into(), |v| format!("{v:?}"));
+    let suite = tls.negotiated_cipher_suite().map_or("?".into(), |s| format!("{:?}", s.suite()));
+    let alpn = tls.alpn_protocol().map_or("none".into(), |p| String::from_utf8_lossy(p).into_owned());
+    format!("{version}, {suite}, ALPN {alpn} ({})", ms(took))
+}
+
+/// Explains a failed handshake: at the certificate steps when the server's certificate
+/// was refused, else at the TLS step.
+fn tls_failure(
+    e: std::io::Error,
+    seen: Option<Seen>,
+    trusted: &str,
+    name: &ServerName<'_>,
+    options: &Options,
+    report: &mut Report,
+) -> Failed {
+    if let Some((chain, verdict)) = seen {
+        report.ok("TLS", "the server sent its certificate chain; checking it".into());
+        if let Err(error) = &verdict {
+            if is_name_error(error) {
+                let _ = report_chain(&chain, Ok(()), trusted, options, report);
+                return report_name(&chain[0], name, report).err().unwrap_or(Failed);
+            }
+        }
+        if report_chain(&chain, verdict, trusted, options, report).is_err() {
+            return Failed;
+        }
+    }
+    report.fail("TLS", explain_tls_error(&e))
+}
+
+fn explain_tls_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let hint = if e.kind() == std::io::ErrorKind::UnexpectedEof || e.kind() == std::io::ErrorKind::ConnectionReset {
+        "the server closed the connection during the TLS handshake: it may not speak TLS on this port \
+         (a plain ws:// server? try ws://), or it refused this client (a client certificate may be required: \
+         --cert and --key)"
+    } else if text.contains("CertificateRequired") {
+        "the server requires a client certificate: pass --cert and --key"
+    } else if text.contains("ProtocolVersion") {
+        "no TLS version in common: the server may accept only TLS 1.3 (or only older versions)"
+    } else if text.contains("HandshakeFailure") {
+        "no cipher suite or signature scheme in common, or the server has no certificate for this name (SNI)"
+    } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        "the server did not answer in TLS: it may speak plain HTTP on this port (try ws://)"
+    } else if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut {
+        "no answer in time: is this a TLS port?"
+    } else {
+        "the TLS handshake failed"
+    };
+    format!("{hint} ({text})")
+}
+
+fn is_name_error(error: &rustls::Error) -> bool {
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
+/// Reports each certificate of the chain, then the verdict on it.
+fn report_chain(
+    chain: &[CertificateDer<'static>],
+    verdict: Result<(), rustls::Error>,
+    trusted: &str,
+    options: &Options,
+    report: &mut Report,
+) -> Result<(), Failed> {
+    let now = SystemTime::now();
+    let infos: Vec<_> = chain.iter().map(|c| CertificateInfo::from_der(c)).collect();
+    let mut lines = Vec::new();
+    for (i, info) in infos.iter().enumerate() {
+        match info {
+            Some(info) => lines.extend(describe_certificate(i + 1, info, now)),
+            None => lines.push(format!("#{} (not a readable X.509 certificate)", i + 1)),
+        }
+    }
+    let leaf = infos.first().cloned().flatten();
+    let (outcome, verdict_line) = match verdict {
+        Ok(()) => expiry_verdict(leaf.as_ref(), trusted, options, now),
+        Err(error) => (Outcome::Failed, chain_error(&error, &infos, trusted)),
+    };
+    lines.insert(0, verdict_line);
+    report.push("certificate", outcome, lines);
+    if outcome == Outcome::Failed {
+        return Err(Failed);
+    }
+    Ok(())
+}
+
+fn describe_certificate(n: usize, info: &CertificateInfo, now: SystemTime) -> Vec<String> {
+    let days = days_until(now, info.not_after);
+    let left = if days < 0 { format!("EXPIRED {} days ago", -days) } else { format!("expires in {days} days") };
+    let names = info.alt_names();
+    vec![
+        format!("#{n} {}", info.subject),
+        format!("   issuer  {}", info.issuer),
+        format!("   valid   {} .. {} ({left})", utc(info.not_before), utc(info.not_after)),
+        format!("   names   {}", if names.is_empty() { "(none)".into() } else { names.join(", ") }),
+        format!("   sha256  {}", info.sha256_fingerprint),
+    ]
+}
+
+fn expiry_verdict(
+    leaf: Option<&CertificateInfo>,
+    trusted: &str,
+    options: &Options,
+    now: SystemTime,
+) -> (Outcome, String) {
+    let days = leaf.map_or(i64::MAX, |l| days_until(now, l.not_after));
+    if days < options.expiry_warning_days as i64 {
+        let line = format!("trusted ({trusted}), but it expires in {days} days: the server should renew it now");
+        return (Outcome::Warning, line);
+    }
+    (Outcome::Ok, format!("trusted ({trusted})"))
+}
+
+/// Why the chain was refused, and what to do about it.
+fn chain_error(error: &rustls::Error, infos: &[Option<CertificateInfo>], trusted: &str) -> String {
+    let leaf = infos.first().cloned().flatten();
+    let when = |time: Option<SystemTime>| time.map(utc).unwrap_or_default();
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+            format!(
+                "the server certificate expired on {}: the server must renew it (e.g. certbot renew) and reload it",
+                when(leaf.map(|l| l.not_after))
+            )
+        }
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        ) => format!(
+            "the server certificate is not valid before {}: check the clock of this machine and of the server",
+            when(leaf.map(|l| l.not_before))
+        ),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => unknown_issuer(infos, trusted),
+        rustls::Error::InvalidCertificate(CertificateError::BadSignature) => {
+            "a certificate in the chain is not signed by the next one: the chain file is mixed up".into()
+        }
+        other => format!("the certificate chain was refused: {other}"),
+    }
+}
+
+fn unknown_issuer(infos: &[Option<CertificateInfo>], trusted: &str) -> String {
+    let Some(Some(leaf)) = infos.first() else { return "the chain does not lead to a trusted CA".into() };
+    let top = infos.iter().flatten().last().unwrap_or(leaf);
+    if infos.len() == 1 && leaf.is_self_issued() {
+        format!("the server certificate is self-signed and not in the trusted set ({trusted}): trust it with --ca")
+    } else if infos.len() == 1 {
+        format!(
+            "not issued by a trusted CA ({trusted}): the issuer is {}. If that is an intermediate CA, the server \
+             sends an incomplete chain (configure fullchain.pem, not cert.pem); if it is your own CA, pass it with --ca",
+            leaf.issuer
+        )
+    } else {
+        format!("the chain ends at {}, which is not a trusted CA ({trusted}); pass the right CA with --ca", top.issuer)
+    }
+}
+
+fn report_name(leaf: &CertificateDer<'_>, name: &ServerName<'_>, report: &mut Report) -> Result<(), Failed> {
+    let shown = name.to_str();
+    let parsed = rustls::server::ParsedCertificate::try_from(leaf);
+    let matches = parsed.as_ref().is_ok_and(|cert| rustls::client::verify_server_name(cert, name).is_ok());
+    if matches {
+        report.ok("host name", format!("{shown} is covered by the certificate"));
+        return Ok(());
+    }
+    let names = CertificateInfo::from_der(leaf).map(|i| i.alt_names()).unwrap_or_default();
+    Err(report.fail(
+        "host name",
+        format!(
+            "the certificate does not cover {shown}: it covers {}. Connect with a name it covers, \
+             or give the server a certificate that includes {shown}",
+            if names.is_empty() { "no names".into() } else { names.join(", ") }
+        ),
+    ))
+}
+
+/// The certificate chain the server sent and what the standard verifier said of it.
+type Seen = (Vec<CertificateDer<'static>>, Result<(), rustls::Error>);
+
+/// Records the chain, then lets rustls' standard verifier decide.
+#[derive(Debug)]
+struct Recorder {
+    inner: Arc<WebPkiServerVerifier>,
+    seen: Mutex<Option<Seen>>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let result = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let chain = std::iter::once(end_entity).chain(intermediates).map(|c| c.clone().into_owned()).collect();
+        *self.seen.lock().unwrap() = Some((chain, result.as_ref().map(|_| ()).map_err(Clone::clone)));
+        result
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The client configuration, its recorder, and a description of what it trusts.
+fn client_config(options: &Options) -> Result<(Arc<rustls::ClientConfig>, Arc<Recorder>, String), String> {
+    let (roots, trusted) = trust_roots(&options.ca_files)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+        .build()
+        .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+    let recorder = Arc::new(Recorder { inner, seen: Mutex::new(None) });
+    let versions: &[&rustls::SupportedProtocolVersion] = match options.tls_version.as_deref() {
+        None => rustls::ALL_VERSIONS,
+        Some("1.3") => &[&rustls::version::TLS13],
+        Some("1.2") => &[&rustls::version::TLS12],
+        Some(other) => return Err(format!("TLS version {other:?}: use 1.2 or 1.3")),
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::clone(&recorder) as Arc<dyn ServerCertVerifier>);
+    let mut config = match &options.client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = read_certs(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("client certificate: {e}"))?
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((Arc::new(config), recorder, trusted))
+}
+
+fn trust_roots(ca_files: &[PathBuf]) -> Result<(rustls::RootCertStore, String), String> {
+    let files: Vec<PathBuf> = if ca_files.is_empty() {
+        let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+        let system = SYSTEM_CA_BUNDLES.iter().map(PathBuf::from).find(|p| p.exists());
+        from_env.or(system).into_iter().collect()
+    } else {
+        ca_files.to_vec()
+    };
+    if files.is_empty() {
+        return Err("no CA certificates to trust: pass --ca FILE (no system bundle found)".into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for file in &files {
+        let (added, _ignored) = roots.add_parsable_certificates(read_certs(file)?);
+        if added == 0 {
+            return Err(format!("{}: no usable CA certificate in this file", file.display()));
+        }
+    }
+    let names: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
+    Ok((roots, format!("CA file {}", names.join(", "))))
+}
+
+fn read_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in this file", path.display()));
+    }
+    Ok(certs)
+}
+
+fn websocket<S: Read + Write>(
+    target: &Target,
+    options: &Options,
+    stream: S,
+    report: &mut Report,
+) -> Result<(), Failed> {
+    let mut ws = upgrade(target, options, stream, report)?;
+    ping(&mut ws, report)?;
+    close(&mut ws, report)
+}
+
+fn upgrade<S: Read + Write>(
+    target: &Target,
+    options: &Options,
+    stream: S,
+    report: &mut Report,
+) -> Result<WebSocket<S>, Failed> {
+    let url = format!("{}://{}:{}{}", target.scheme, target.host, target.port, target.path);
+    let mut request = url.into_client_request().map_err(|e| report.fail("HTTP Upgrade", e.to_string()))?;
+    if !options.subprotocols.is_empty() {
+        let offered = options.subprotocols.join(", ");
+        let value = offered.parse().map_err(|_| report.fail("HTTP Upgrade", format!("bad subprotocol {offered:?}")))?;
+        request.headers_mut().insert("Sec-WebSocket-Protocol", value);
+    }
+    let started = Instant::now();
+    match tungstenite::client::client(request, stream) {
+        Ok((ws, response)) => {
+            let accept = response.headers().get("Sec-WebSocket-Accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+            report.ok(
+                "HTTP Upgrade",
+                format!(
+                    "{:?} {} ({}), Sec-WebSocket-Accept {accept} (valid)",
+                    response.version(),
+                    response.status(),
+                    ms(started.elapsed())
+                ),
+            );
+            let chosen = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
+            report.ok(
+                "subprotocol",
+                match chosen {
+                    Some(p) => p.to_string(),
+                    None => "none (none offered)".into(),
+                },
+            );
+            Ok(ws)
+        }
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(upgrade_failure(e, options, report)),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => Err(report.fail("HTTP Upgrade", "interrupted".into())),
+    }
+}
+
+fn upgrade_failure(e: tungstenite::Error, options: &Options, report: &mut Report) -> Failed {
+    use tungstenite::error::{ProtocolError, SubProtocolError};
+    match e {
+        tungstenite::Error::Http(response) => {
+            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let hint = match response.status().as_u16() {
+                400 if body.contains("TLS") => "the server expects TLS: use wss://",
+                404 => "wrong path: check the URL's path",
+                401 | 403 => "the server (or a proxy) refused access",
+                426 => "the server wants a different WebSocket version",
+                502..=504 => "a reverse proxy could not reach the WebSocket server behind it",
+                _ => "the server did not switch to WebSocket",
+            };
+            report.fail("HTTP Upgrade", format!("{hint}: HTTP {} {}", response.status(), body.trim()))
+        }
+        tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol)) => {
+            let offered = options.subprotocols.join(", ");
+            report.push("HTTP Upgrade", Outcome::Ok, vec!["101 Switching Protocols".into()]);
+            report.fail("subprotocol", format!("the server agreed to none of the subprotocols offered ({offered})"))
+        }
+        tungstenite::Error::Io(io) if io.to_string().contains("alert") => report
+            .fail("TLS", format!("{} (the server refused this client after the handshake)", explain_tls_error(&io))),
+        other => report.fail("HTTP Upgrade", format!("{other}; is this a WebSocket endpoint?")),
+    }
+}
+
+fn ping<S: Read + Write>(ws: &mut WebSocket<S>, report: &mut Report) -> Result<(), Failed> {
+    let payload =
+        format!("tinywss-check {}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+    let started = Instant::now();
+    ws.send(Message::Ping(payload.clone().into_bytes().into())).map_err(|e| report.fail("ping", e.to_string()))?;
+    loop {
+        match ws.read() {
+            Ok(Message::Pong(data)) if data.as_ref() == payload.as_bytes() => break,
+            Ok(_) => continue,
+            Err(e) => return Err(report.fail("ping", format!("no pong: {e}"))),
+        }
+    }
+    report.ok("ping", format!("pong after {}", ms(started.elapsed())));
+    Ok(())
+}
+
+fn close<S: Read + Write>(ws: &mut WebSocket<S>, report: &mut Report) -> Result<(), Failed> {
+    let frame = tungstenite::protocol::CloseFrame { code: 1000.into(), reason: "check done".into() };
+    let _ = ws.close(Some(frame));
+    loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => {
+                let code = frame.map_or("no code".into(), |f| u16::from(f.code).to_string());
+                report.ok("close", format!("the server answered the close handshake ({code})"));
+                return Ok(());
+            }
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed) => {
+                report.ok("close", "the server answered the close handshake".into());
+                return Ok(());
+            }
+            Err(e) => {
+                report.push("close", Outcome::Warning, vec![format!("no clean close handshake: {e}")]);
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn days_until(now: SystemTime, then: SystemTime) -> i64 {
+    match then.duration_since(now) {
+        Ok(ahead) => (ahead.as_secs() / 86_400) as i64,
+        Err(behind) => -((behind.duration().as_secs() / 86_400) as i64),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC`.
+fn utc(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest / 60 % 60)
+}
