@@ -80,10 +80,10 @@ pub(crate) fn check_upgrade(request: &Request, subprotocols: &[String]) -> Resul
 
 /// `Sec-WebSocket-Accept` = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2, step 5.4).
 pub(crate) fn accept_key(key: &str) -> String {
-    let mut sha1 = sha1_smol::Sha1::new();
+    let mut sha1 = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
     sha1.update(key.as_bytes());
     sha1.update(WEBSOCKET_GUID.as_bytes());
-    base64(&sha1.digest().bytes())
+    base64(sha1.finish().as_ref())
 }
 
 /// The 101 response that completes the handshake (RFC 6455 §4.2.2, step 5).
