@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +37,8 @@ pub(crate) struct Context {
     pub(crate) stats: Arc<Counters>,
     /// Never receives; disconnects when shutdown begins, to unblock event sends.
     pub(crate) shutdown: Receiver<()>,
+    /// Keeps failed-handshake reports at `info` from flooding the log.
+    pub(crate) failure_log: FailureLog,
 }
 
 impl Context {
@@ -98,14 +101,14 @@ fn serve_websocket(thread: &Thread<'_>, outbox: &Receiver<WsMessage>, accepted: 
     let (id, context) = (thread.id, thread.context);
     let data = info.data.clone();
     let _ = context.commands.send(Command::Opened { id });
-    context.stats.websockets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    context.stats.websockets.fetch_add(1, Ordering::SeqCst);
     log::debug!("{id}: open, path {:?}, subprotocol {:?}, {}", info.path, info.subprotocol, info.tls_version);
     context.emit(Event::Open { conn: id, info });
     let started = Instant::now();
     let mut session = Session::new(thread, outbox, stream, leftover, data.clone());
     let reason = session.run();
     session.finish();
-    context.stats.websockets.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    context.stats.websockets.fetch_sub(1, Ordering::SeqCst);
     // Unregister before the Close event: a send made after seeing it is counted as dropped.
     let _ = context.commands.send(Command::Unregister { id });
     log::debug!("{id}: {reason} after {:.1?}", started.elapsed());
@@ -135,7 +138,7 @@ impl Thread<'_> {
                 } else {
                     &stats.handshakes_failed_tls
                 });
-                log::debug!("{}: TLS handshake with {} failed: {e}", self.id, self.peer);
+                self.context.failure_log.report(self.id, self.peer, "TLS handshake", &e);
                 return None;
             }
         };
@@ -162,7 +165,7 @@ impl Thread<'_> {
                 } else {
                     &stats.handshakes_failed_http
                 });
-                log::debug!("{}: HTTP request from {} failed: {e}", self.id, self.peer);
+                self.context.failure_log.report(self.id, self.peer, "HTTP request", &e);
                 stream.close_notify();
                 None
             }
@@ -266,6 +269,46 @@ impl Thread<'_> {
             return Err(Error::Timeout("the TLS and HTTP handshake took too long"));
         }
         Ok(())
+    }
+}
+
+/// Reports failed handshakes at `info`, where the default log level shows them (an
+/// untrusted certificate is the most common reason a client cannot connect), but at most
+/// one line per interval; the rest go to `debug` and are counted in the next line.
+#[derive(Debug, Default)]
+pub(crate) struct FailureLog {
+    /// Milliseconds since `start` before which failures are not reported at `info`.
+    quiet_until: AtomicU64,
+    suppressed: AtomicU64,
+    start: std::sync::OnceLock<Instant>,
+}
+
+impl FailureLog {
+    const INTERVAL_MS: u64 = 10_000;
+
+    fn report(&self, id: ConnectionId, peer: SocketAddr, what: &str, error: &Error) {
+        if matches!(error, Error::Closed) {
+            return log::debug!("{id}: {what} with {peer} cut short by the shutdown");
+        }
+        let now = self.start.get_or_init(Instant::now).elapsed().as_millis() as u64;
+        let quiet_until = self.quiet_until.load(Ordering::Relaxed);
+        let claimed = now >= quiet_until
+            && self
+                .quiet_until
+                .compare_exchange(quiet_until, now + Self::INTERVAL_MS, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if claimed {
+            let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+            let more = if suppressed > 0 {
+                format!(" ({suppressed} more failures since the last report)")
+            } else {
+                String::new()
+            };
+            log::info!("{id}: {what} with {peer} failed: {error}{more}");
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            log::debug!("{id}: {what} with {peer} failed: {error}");
+        }
     }
 }
 

@@ -111,7 +111,7 @@
 //! |---|---|
 //! | `error` | the acceptor stopped working, a renewed certificate refused |
 //! | `warn`  | certificate problems that do not stop the server, a development certificate in use, plain `ws://`, slow clients closed, accept failures |
-//! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal |
+//! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal, failed handshakes (at most one line per 10 s; the rest at `debug`) |
 //! | `debug` | each connection: TLS version and cipher suite, Upgrade, open, close and why |
 //! | `trace` | each message and control frame: kind and length |
 #![forbid(unsafe_code)]

@@ -70,6 +70,7 @@ impl Server {
             commands: commands.clone(),
             stats: Arc::clone(&stats),
             shutdown,
+            failure_log: Default::default(),
         });
 
         let dispatcher_stats = Arc::clone(&stats);
