@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -257,8 +258,8 @@ impl Thread<'_> {
 
     /// Waits for the socket before the WebSocket is open; gives up at `deadline` or
     /// when the server shuts down.
-    pub(crate) fn wait_io(&self, socket: &TcpStream, want_write: bool, deadline: Instant) -> Result<(), Error> {
-        let woken = wait(socket, want_write, &self.control.waker, Some(deadline)).map_err(Error::Io)?;
+    pub(crate) fn wait_io(&self, socket: impl AsFd, want_write: bool, deadline: Instant) -> Result<(), Error> {
+        let woken = wait(&socket, want_write, &self.control.waker, Some(deadline)).map_err(Error::Io)?;
         if woken {
             self.control.waker.reset();
             if self.control.close_requested() {

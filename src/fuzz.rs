@@ -31,3 +31,58 @@ fn check_reject(reject: &crate::http::Reject) {
     let (head, body) = response.split_once("\r\n\r\n").expect("a blank line after the head");
     assert!(head.contains(&format!("Content-Length: {}", body.len())));
 }
+
+/// Runs the frame loop of an open connection over arbitrary client bytes, with small
+/// limits and a few outbound messages queued, until it ends or the input runs out.
+pub fn frame_loop(data: &[u8]) {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::config::Limits;
+    use crate::connection::{Context, Thread};
+    use crate::dispatcher::Control;
+    use crate::session::Session;
+    use crate::stream::{MemoryStream, Transport};
+
+    let Ok(idle) = std::fs::File::open("/dev/null") else { return };
+    let Ok(waker) = crate::wait::Waker::new() else { return };
+    let limits = Limits { max_message_size: 4096, max_frame_size: 1024, ..Limits::default() };
+    let (events, events_rx) = crossbeam_channel::unbounded();
+    let (commands, _commands_rx) = crossbeam_channel::unbounded();
+    let (_shutdown_signal, shutdown) = crossbeam_channel::bounded(0);
+    let context = Context {
+        limits,
+        policy: Policy::default(),
+        started: Instant::now(),
+        tls: None,
+        events,
+        commands,
+        stats: Arc::default(),
+        shutdown,
+        failure_log: Default::default(),
+    };
+    let thread = Thread {
+        id: crate::ConnectionId(1),
+        peer: "127.0.0.1:1".parse().expect("a valid address"),
+        control: Arc::new(Control::new(waker)),
+        context: &context,
+        deadline: Instant::now() + Duration::from_secs(10),
+    };
+    let (outbox_tx, outbox) = crossbeam_channel::bounded(8);
+    for text in ["one", "two"] {
+        let _ = outbox_tx.try_send(tungstenite::Message::text(text));
+    }
+    let memory = MemoryStream { input: std::io::Cursor::new(data.to_vec()), output: Vec::new(), idle };
+    let mut session = Session::new(&thread, &outbox, Transport::Memory(memory), Vec::new(), None);
+    // Each step reads up to 256 messages (at least 2 bytes each) or ends the connection.
+    for _ in 0..data.len() / 512 + 8 {
+        if session.step().is_some() {
+            break;
+        }
+        while events_rx.try_recv().is_ok() {}
+    }
+    let written = session.bytes_written();
+    // Pongs and close replies echo at most 125 bytes per control frame received (of at
+    // least 6 bytes); queued messages and one Close frame add a little.
+    assert!(written <= 2 * data.len() as u64 + 512, "wrote {written} bytes for {} bytes of input", data.len());
+}

@@ -6,7 +6,6 @@
 //! checked here, and the close handshake ends here.
 
 use std::io::{self, Write};
-use std::net::Shutdown;
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
@@ -100,20 +99,7 @@ impl<'a> Session<'a> {
     /// Runs until the connection is over; returns why.
     pub(crate) fn run(&mut self) -> CloseReason {
         loop {
-            // Look at the close request before the queue: a message queued before the
-            // request must still go out before the Close frame.
-            let close_request = self.thread.control.take_close_request();
-            if let Some(end) = self.read_frames() {
-                return end;
-            }
-            self.write_queued();
-            if let Some((code, reason)) = close_request {
-                self.start_close(code, reason);
-            }
-            if let Some(end) = self.check_timers() {
-                return end;
-            }
-            if let Some(end) = self.flush() {
+            if let Some(end) = self.step() {
                 return end;
             }
             // Do not sleep on work already in hand: frames left by the read budget, or
@@ -121,12 +107,37 @@ impl<'a> Session<'a> {
             let more_to_write = !self.want_write && !self.outbox.is_empty() && self.ws.can_write();
             let deadline = if self.more_to_read || more_to_write { Some(Instant::now()) } else { self.next_deadline() };
             let waker = &self.thread.control.waker;
-            match wait(self.ws.get_ref().sock(), self.want_write, waker, deadline) {
+            match wait(&self.ws.get_ref().sock(), self.want_write, waker, deadline) {
                 Ok(true) => waker.reset(),
                 Ok(false) => {}
                 Err(e) => return CloseReason::Error(Error::Io(e)),
             }
         }
+    }
+
+    /// One batch of work: read what has arrived, queue what waits, check the timers,
+    /// flush once. `Some` when the connection is over.
+    pub(crate) fn step(&mut self) -> Option<CloseReason> {
+        // Look at the close request before the queue: a message queued before the
+        // request must still go out before the Close frame.
+        let close_request = self.thread.control.take_close_request();
+        if let Some(end) = self.read_frames() {
+            return Some(end);
+        }
+        self.write_queued();
+        if let Some((code, reason)) = close_request {
+            self.start_close(code, reason);
+        }
+        if let Some(end) = self.check_timers() {
+            return Some(end);
+        }
+        self.flush()
+    }
+
+    /// Bytes the socket has taken.
+    #[cfg(fuzzing)]
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.ws.get_ref().bytes_sent()
     }
 
     /// Reads every frame that is ready (up to the budget); `Some` when the connection ended.
@@ -366,13 +377,13 @@ impl<'a> Session<'a> {
                 Err(e) if would_block(&e) => {}
                 _ => break,
             }
-            match wait(stream.sock(), true, waker, deadline) {
+            match wait(&stream.sock(), true, waker, deadline) {
                 Ok(_) if deadline.is_some_and(|d| Instant::now() < d) => {}
                 _ => break,
             }
         }
         stream.close_notify();
-        let _ = stream.sock().shutdown(Shutdown::Both);
+        stream.shutdown();
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use rustls::ServerConnection;
 
@@ -155,6 +156,19 @@ pub(crate) fn would_block(e: &io::Error) -> bool {
 pub(crate) enum Transport {
     Tls(TlsStream),
     Plain(PlainStream),
+    /// Bytes in memory, for the fuzz targets: the frame loop without a socket.
+    #[cfg(fuzzing)]
+    Memory(MemoryStream),
+}
+
+/// Reads a fixed input, then `WouldBlock`; keeps what is written.
+#[cfg(fuzzing)]
+#[derive(Debug)]
+pub(crate) struct MemoryStream {
+    pub(crate) input: io::Cursor<Vec<u8>>,
+    pub(crate) output: Vec<u8>,
+    /// Something to poll that never becomes ready.
+    pub(crate) idle: std::fs::File,
 }
 
 /// A plain TCP socket that counts what it sent, like [`TlsStream`] does.
@@ -172,18 +186,31 @@ impl PlainStream {
 
 impl Transport {
     /// The socket, to wait on.
-    pub(crate) fn sock(&self) -> &TcpStream {
+    pub(crate) fn sock(&self) -> BorrowedFd<'_> {
         match self {
+            Transport::Tls(stream) => stream.sock.as_fd(),
+            Transport::Plain(plain) => plain.sock.as_fd(),
+            #[cfg(fuzzing)]
+            Transport::Memory(memory) => memory.idle.as_fd(),
+        }
+    }
+
+    /// Closes the TCP connection both ways.
+    pub(crate) fn shutdown(&self) {
+        let sock = match self {
             Transport::Tls(stream) => &stream.sock,
             Transport::Plain(plain) => &plain.sock,
-        }
+            #[cfg(fuzzing)]
+            Transport::Memory(_) => return,
+        };
+        let _ = sock.shutdown(std::net::Shutdown::Both);
     }
 
     /// The TLS session, if any.
     pub(crate) fn tls(&self) -> Option<&ServerConnection> {
         match self {
             Transport::Tls(stream) => Some(&stream.tls),
-            Transport::Plain(_) => None,
+            _ => None,
         }
     }
 
@@ -192,6 +219,8 @@ impl Transport {
         match self {
             Transport::Tls(stream) => stream.bytes_sent,
             Transport::Plain(plain) => plain.bytes_sent,
+            #[cfg(fuzzing)]
+            Transport::Memory(memory) => memory.output.len() as u64,
         }
     }
 
@@ -213,6 +242,11 @@ impl Read for Transport {
         match self {
             Transport::Tls(stream) => stream.read(buf),
             Transport::Plain(plain) => plain.sock.read(buf),
+            #[cfg(fuzzing)]
+            Transport::Memory(memory) => match memory.input.read(buf)? {
+                0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
+                n => Ok(n),
+            },
         }
     }
 }
@@ -226,6 +260,8 @@ impl Write for Transport {
                 plain.bytes_sent += n as u64;
                 Ok(n)
             }
+            #[cfg(fuzzing)]
+            Transport::Memory(memory) => memory.output.write(buf),
         }
     }
 
@@ -233,6 +269,8 @@ impl Write for Transport {
         match self {
             Transport::Tls(stream) => stream.flush(),
             Transport::Plain(plain) => plain.sock.flush(),
+            #[cfg(fuzzing)]
+            Transport::Memory(_) => Ok(()),
         }
     }
 }
