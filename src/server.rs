@@ -169,7 +169,7 @@ impl Acceptor {
             if let Some(reloader) = &self.reloader {
                 reloader.tick(Instant::now());
             }
-            threads.retain(|t: &JoinHandle<()>| !t.is_finished());
+            reap_finished(&mut threads);
         }
         log::debug!("acceptor: stopped");
         threads
@@ -247,6 +247,19 @@ impl Acceptor {
                 let _ = self.context.commands.send(Command::Unregister { id });
                 Err(e)
             }
+        }
+    }
+}
+
+/// Joins the connection threads that have finished, so none outlives its handle:
+/// a finished thread may still be exiting, and a dropped handle would not wait for it.
+fn reap_finished(threads: &mut Vec<JoinHandle<()>>) {
+    let mut i = 0;
+    while i < threads.len() {
+        if threads[i].is_finished() {
+            let _ = threads.swap_remove(i).join();
+        } else {
+            i += 1;
         }
     }
 }
