@@ -32,7 +32,7 @@ fn main() {
     let handle = server.handle();
     for event in server.events() {
         match event {
-            Event::Open { conn, info } => log::info!("{conn} open from {} on {}", info.peer, info.path),
+            Event::Open { conn, info } => log::info!("{conn} open from {}", info.peer),
             // The handle refuses only after shutdown: then the loop ends anyway.
             Event::Message { conn, message, .. } => {
                 let _ = handle.send(conn, message);

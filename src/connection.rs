@@ -103,7 +103,9 @@ fn serve_websocket(thread: &Thread<'_>, outbox: &Receiver<WsMessage>, accepted: 
     let data = info.data.clone();
     let _ = context.commands.send(Command::Opened { id });
     context.stats.websockets.fetch_add(1, Ordering::SeqCst);
-    log::debug!("{id}: open, path {:?}, subprotocol {:?}, {}", info.path, info.subprotocol, info.tls_version);
+    // The path only: the query may carry a token.
+    let path = info.path.split('?').next().unwrap_or_default();
+    log::debug!("{id}: open, path {path:?}, subprotocol {:?}", info.subprotocol);
     context.emit(Event::Open { conn: id, info });
     let started = Instant::now();
     let mut session = Session::new(thread, outbox, stream, leftover, data.clone());
@@ -112,7 +114,7 @@ fn serve_websocket(thread: &Thread<'_>, outbox: &Receiver<WsMessage>, accepted: 
     context.stats.websockets.fetch_sub(1, Ordering::SeqCst);
     // Unregister before the Close event: a send made after seeing it is counted as dropped.
     let _ = context.commands.send(Command::Unregister { id });
-    log::debug!("{id}: {reason} after {:.1?}", started.elapsed());
+    log::debug!("{id}: {reason} after {:.1?}; {}", started.elapsed(), session.traffic);
     context.emit(Event::Close { conn: id, reason, data });
 }
 
@@ -144,14 +146,15 @@ impl Thread<'_> {
             }
         };
         if let Some(tls) = stream.tls() {
+            let show = |value: Option<String>| value.unwrap_or_else(|| "none".into());
             log::debug!(
-                "{}: TLS established: {:?}, {:?}, SNI {:?}, ALPN {:?}, client certificate {:?}",
+                "{}: TLS established: {}, cipher suite {}, SNI {}, ALPN {}, client certificate {}",
                 self.id,
-                tls.protocol_version(),
-                tls.negotiated_cipher_suite().map(|s| s.suite()),
-                tls.server_name(),
-                tls.alpn_protocol().map(String::from_utf8_lossy),
-                tls.peer_certificates().and_then(|c| c.first()).map(|_| "verified"),
+                show(tls.protocol_version().map(|v| format!("{v:?}"))),
+                show(tls.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite()))),
+                show(tls.server_name().map(str::to_owned)),
+                show(tls.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned())),
+                if tls.peer_certificates().is_some() { "verified" } else { "none" },
             );
         }
         match self.serve_request(&mut stream) {

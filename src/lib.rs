@@ -105,15 +105,19 @@
 //! ## Logging
 //!
 //! tinywss logs through the `log` crate and installs no logger. No level ever shows a
-//! private key or a message payload.
+//! private key, a cookie or authorization value, a query-string value, or a message
+//! payload (a test checks a whole session at `trace`).
 //!
 //! | level | what |
 //! |---|---|
 //! | `error` | the acceptor stopped working, a renewed certificate refused |
 //! | `warn`  | certificate problems that do not stop the server, a development certificate in use, plain `ws://`, slow clients closed, accept failures |
 //! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal, failed handshakes (at most one line per 10 s; the rest at `debug`) |
-//! | `debug` | each connection: TLS version and cipher suite, Upgrade, open, close and why |
-//! | `trace` | each message and control frame: kind and length |
+//! | `debug` | each connection: TLS version, cipher suite, SNI and ALPN; the HTTP request and the 101 response, header by header; open; the close (who, code, reason, duration, messages and bytes each way) |
+//! | `trace` | each frame both ways (target `tinywss::frames`: opcode, FIN, RSV, masked, payload length), each message and control frame |
+//!
+//! To watch the protocol, run an example with `RUST_LOG=tinywss=trace`. Prefer that to a
+//! bare `RUST_LOG=trace`: tungstenite's own `trace` output prints message payloads.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
@@ -123,6 +127,7 @@ mod dispatcher;
 mod error;
 mod event;
 mod files;
+mod frames;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;

@@ -138,23 +138,54 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The request as it arrived, one line per header, for the `debug` log: cookie and
+    /// authorization values and query values are replaced by `<redacted>`, since they
+    /// often carry credentials (browsers cannot set headers on a WebSocket, so tokens
+    /// travel in the query string).
+    pub(crate) fn redacted_head(&self) -> String {
+        let mut head = format!("{} {}{} HTTP/1.1", self.method, self.path, self.redacted_query());
+        for (name, value) in self.headers() {
+            head.push_str(&format!("\n    {name}: {}", redacted(name, value)));
+        }
+        head
+    }
+
+    fn redacted_query(&self) -> String {
+        match &self.query {
+            None => String::new(),
+            Some(query) => {
+                let keys: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((key, _)) => format!("{key}=<redacted>"),
+                        None => pair.to_owned(),
+                    })
+                    .collect();
+                format!("?{}", keys.join("&"))
+            }
+        }
+    }
+}
+
+/// A header value as it may appear in a log.
+fn redacted<'a>(name: &str, value: &'a str) -> &'a str {
+    let secret = ["cookie", "authorization", "proxy-authorization"].iter().any(|s| name.eq_ignore_ascii_case(s));
+    if secret {
+        "<redacted>"
+    } else {
+        value
+    }
+}
+
 impl fmt::Debug for Request {
-    // Cookies and credentials never reach a log.
+    // Cookies, credentials and query values never reach a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: Vec<_> = self
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                let secret = ["cookie", "authorization", "proxy-authorization", "sec-websocket-key"]
-                    .iter()
-                    .any(|s| n.eq_ignore_ascii_case(s));
-                (n.as_str(), if secret { "<redacted>" } else { v.as_str() })
-            })
-            .collect();
+        let headers: Vec<_> = self.headers().map(|(n, v)| (n, redacted(n, v))).collect();
         f.debug_struct("Request")
             .field("method", &self.method)
             .field("path", &self.path)
-            .field("query", &self.query.as_ref().map(|_| "<present>"))
+            .field("query", &self.redacted_query())
             .field("headers", &headers)
             .field("peer", &self.peer)
             .finish()
@@ -182,7 +213,10 @@ mod tests {
         assert_eq!(r.cookie("b"), Some("2"));
         assert_eq!(r.header("HOST"), Some("h"));
         let debug = format!("{r:?}");
-        assert!(!debug.contains("s3cret") && !debug.contains("Bearer"), "{debug}");
+        assert!(!debug.contains("s3cret") && !debug.contains("Bearer") && !debug.contains("x%20y"), "{debug}");
+        let head = r.redacted_head();
+        assert!(head.starts_with("GET /chat?room=<redacted>&token=<redacted> HTTP/1.1\n    Host: h\n"), "{head}");
+        assert!(!head.contains("s3cret") && !head.contains("Bearer"), "{head}");
     }
 
     #[test]

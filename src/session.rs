@@ -14,6 +14,7 @@ use tungstenite::{Error as WsError, Message as WsMessage, WebSocket};
 
 use crate::config::Limits;
 use crate::connection::{tls_error, Thread};
+use crate::frames::Logged;
 use crate::policy::AppData;
 use crate::stats::{add, bump};
 use crate::stream::{would_block, Transport};
@@ -26,6 +27,25 @@ const READ_BUDGET: usize = 256;
 /// The reason tungstenite puts in its Close reply when the client's close code may not be sent.
 const TUNGSTENITE_BAD_CODE_REASON: &str = "Protocol violation";
 
+/// Data messages and payload bytes each way, for one connection.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Traffic {
+    pub(crate) messages_in: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) messages_out: u64,
+    pub(crate) bytes_out: u64,
+}
+
+impl std::fmt::Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "received {} messages ({} bytes), sent {} messages ({} bytes)",
+            self.messages_in, self.bytes_in, self.messages_out, self.bytes_out
+        )
+    }
+}
+
 /// A close the server started, and when to stop waiting for the client's reply.
 struct Closing {
     code: u16,
@@ -37,7 +57,7 @@ struct Closing {
 pub(crate) struct Session<'a> {
     thread: &'a Thread<'a>,
     outbox: &'a Receiver<WsMessage>,
-    ws: WebSocket<Transport>,
+    ws: WebSocket<Logged>,
     /// When any frame last arrived (keepalive).
     last_frame: Instant,
     /// When a data message last arrived (idle timeout).
@@ -52,6 +72,8 @@ pub(crate) struct Session<'a> {
     stalled: Option<(Instant, u64)>,
     /// What the authentication hook attached; sent with every event.
     data: Option<AppData>,
+    /// This connection's traffic, for the summary logged at close.
+    pub(crate) traffic: Traffic,
     /// Frames may be waiting in rustls or tungstenite after the read budget ran out.
     more_to_read: bool,
 }
@@ -79,7 +101,12 @@ impl<'a> Session<'a> {
         Session {
             thread,
             outbox,
-            ws: WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config)),
+            ws: WebSocket::from_partially_read(
+                Logged::new(stream, thread.id, &leftover),
+                leftover,
+                Role::Server,
+                Some(config),
+            ),
             last_frame: now,
             last_message: now,
             ping_sent: None,
@@ -88,6 +115,7 @@ impl<'a> Session<'a> {
             want_write: false,
             stalled: None,
             data,
+            traffic: Traffic::default(),
             more_to_read: false,
         }
     }
@@ -107,7 +135,7 @@ impl<'a> Session<'a> {
             let more_to_write = !self.want_write && !self.outbox.is_empty() && self.ws.can_write();
             let deadline = if self.more_to_read || more_to_write { Some(Instant::now()) } else { self.next_deadline() };
             let waker = &self.thread.control.waker;
-            match wait(&self.ws.get_ref().sock(), self.want_write, waker, deadline) {
+            match wait(&self.ws.get_ref().inner.sock(), self.want_write, waker, deadline) {
                 Ok(true) => waker.reset(),
                 Ok(false) => {}
                 Err(e) => return CloseReason::Error(Error::Io(e)),
@@ -137,7 +165,7 @@ impl<'a> Session<'a> {
     /// Bytes the socket has taken.
     #[cfg(fuzzing)]
     pub(crate) fn bytes_written(&self) -> u64 {
-        self.ws.get_ref().bytes_sent()
+        self.ws.get_ref().inner.bytes_sent()
     }
 
     /// Reads every frame that is ready (up to the budget); `Some` when the connection ended.
@@ -172,6 +200,8 @@ impl<'a> Session<'a> {
         self.last_message = self.last_frame;
         bump(&context.stats.messages_in);
         add(&context.stats.bytes_in, message.len());
+        self.traffic.messages_in += 1;
+        self.traffic.bytes_in += message.len() as u64;
         log::trace!("{id}: {} message of {} bytes received", kind(&message), message.len());
         context.emit(Event::Message { conn: id, message, data: self.data.clone() });
     }
@@ -273,6 +303,8 @@ impl<'a> Session<'a> {
         }
         bump(&stats.messages_out);
         add(&stats.bytes_out, len);
+        self.traffic.messages_out += 1;
+        self.traffic.bytes_out += len as u64;
         log::trace!("{}: message of {len} bytes queued for the client", self.thread.id);
     }
 
@@ -353,7 +385,7 @@ impl<'a> Session<'a> {
             }
             Err(WsError::Io(e)) if would_block(&e) => {
                 self.want_write = true;
-                let sent = self.ws.get_ref().bytes_sent();
+                let sent = self.ws.get_ref().inner.bytes_sent();
                 if self.stalled.is_none_or(|(_, before)| before != sent) {
                     self.stalled = Some((Instant::now(), sent));
                 }
@@ -371,7 +403,7 @@ impl<'a> Session<'a> {
     pub(crate) fn finish(&mut self) {
         let deadline = Some(Instant::now() + self.limits().close_timeout);
         let waker = &self.thread.control.waker;
-        let stream = self.ws.get_mut();
+        let stream = &mut self.ws.get_mut().inner;
         loop {
             match stream.flush() {
                 Err(e) if would_block(&e) => {}

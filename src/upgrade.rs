@@ -30,7 +30,7 @@ impl Thread<'_> {
             Ok(request) => request,
             Err(reject) => return Err(self.refuse(stream, reject)),
         };
-        log::debug!("{}: {} {} ({:?})", self.id, request.method(), request.path(), request);
+        log::debug!("{}: request from {}:\n    {}", self.id, self.peer, request.redacted_head());
         let policy = &self.context.policy;
         match policy.route(&request) {
             Route::WebSocket => self.accept_websocket(stream, &request, leftover).map(Some),
@@ -81,7 +81,7 @@ impl Thread<'_> {
         };
         let response = http::switching_protocols(&upgrade);
         self.send_all(stream, response.as_bytes(), self.deadline)?;
-        log::debug!("{}: 101 Switching Protocols, subprotocol {:?}", self.id, upgrade.subprotocol);
+        log::debug!("{}: response:\n    {}", self.id, response.trim_end().replace("\r\n", "\n    "));
         let info = ConnectionInfo {
             id: self.id,
             peer: self.peer,
