@@ -20,7 +20,7 @@ mod dev_certs;
 use std::collections::HashMap;
 use std::path::Path;
 
-use tinywss::{ConnectionId, Event, Handle, Message, Server};
+use tinywss::{ConnectionId, Event, Handle, Message};
 
 const USAGE: &str = "usage: chat [--bind ADDR] [--cert PEM --key PEM]";
 const LOBBY: &str = "lobby";
@@ -98,12 +98,7 @@ fn main() {
     let args = cli::Cli::parse(USAGE, &[]);
     let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chat-www");
     let server = args
-        .builder()
-        .map(|builder| builder.static_dir(www).websocket_path("/ws").allow_same_origin(true).max_message_size(4096))
-        .and_then(|builder| builder.build().map_err(|e| e.to_string()))
-        .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| cli::fail(&e));
-    cli::shutdown_on_signal(server.handle());
+        .serve(|builder| builder.static_dir(www).websocket_path("/ws").allow_same_origin(true).max_message_size(4096));
     log::info!("chat ready: open https://localhost:{}/ in a browser", server.local_addr().port());
 
     let mut chat = Chat { handle: server.handle(), members: HashMap::new() };

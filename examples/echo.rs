@@ -15,19 +15,14 @@ mod cli;
 #[path = "common/dev_certs.rs"]
 mod dev_certs;
 
-use tinywss::{Event, Server};
+use tinywss::Event;
 
 const USAGE: &str = "usage: echo [--bind ADDR] [--cert PEM --key PEM] [--max-message BYTES] [--max-frame BYTES]";
 
 fn main() {
     cli::init_logging();
     let args = cli::Cli::parse(USAGE, &[]);
-    let server = args
-        .builder()
-        .and_then(|builder| builder.build().map_err(|e| e.to_string()))
-        .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| cli::fail(&e));
-    cli::shutdown_on_signal(server.handle());
+    let server = args.serve(|builder| builder);
     log::info!("echo server ready at wss://localhost:{}/", server.local_addr().port());
     let handle = server.handle();
     for event in server.events() {

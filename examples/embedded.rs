@@ -18,7 +18,7 @@ mod dev_certs;
 use std::time::Duration;
 
 use tinywss::crossbeam_channel::{select, tick};
-use tinywss::{Event, Message, Server};
+use tinywss::{Event, Message};
 
 const USAGE: &str = "usage: embedded [--bind ADDR] [--cert PEM --key PEM] [--steps N]";
 
@@ -62,12 +62,7 @@ fn main() {
     cli::init_logging();
     let args = cli::Cli::parse(USAGE, &["steps"]);
     let steps: u64 = args.get("steps", u64::MAX, USAGE);
-    let server = args
-        .builder()
-        .and_then(|builder| builder.build().map_err(|e| e.to_string()))
-        .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| cli::fail(&e));
-    cli::shutdown_on_signal(server.handle());
+    let server = args.serve(|builder| builder);
     log::info!("simulation streaming at wss://localhost:{}/", server.local_addr().port());
 
     let handle = server.handle();

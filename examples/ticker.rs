@@ -22,7 +22,7 @@ mod dev_certs;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tinywss::{Event, Handle, Message, Server, SlowConsumerPolicy};
+use tinywss::{Event, Handle, Message, SlowConsumerPolicy};
 
 const USAGE: &str = "usage: ticker [--bind ADDR] [--cert PEM --key PEM] [--rate N] [--policy close|drop]";
 const SYMBOLS: [&str; 4] = ["ACME", "GLOBEX", "INITECH", "UMBRELLA"];
@@ -36,13 +36,7 @@ fn main() {
         "drop" => SlowConsumerPolicy::DropNewest,
         other => cli::usage_error(&format!("--policy: {other:?} is neither close nor drop"), USAGE),
     };
-    let server = args
-        .builder()
-        .map(|builder| builder.slow_consumer_policy(policy).outbound_queue(256))
-        .and_then(|builder| builder.build().map_err(|e| e.to_string()))
-        .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| cli::fail(&e));
-    cli::shutdown_on_signal(server.handle());
+    let server = args.serve(|builder| builder.slow_consumer_policy(policy).outbound_queue(256));
     log::info!(
         "ticker ready at wss://localhost:{}/: send `sub ACME`; {rate} updates/s per symbol; {policy:?} slow consumers",
         server.local_addr().port()

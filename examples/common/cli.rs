@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::exit;
 
-use tinywss::{Config, ConfigBuilder};
+use tinywss::{Config, ConfigBuilder, Server};
 
 use crate::dev_certs;
 
@@ -78,8 +78,20 @@ impl Cli {
         }
     }
 
+    /// Starts the server: the shared options, then the example's own (`configure`).
+    /// Exits with the error if it cannot start; shuts down cleanly on Ctrl-C/SIGTERM.
+    pub fn serve(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Server {
+        let server = self
+            .builder()
+            .and_then(|builder| configure(builder).build().map_err(|e| e.to_string()))
+            .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| fail(&e));
+        shutdown_on_signal(server.handle());
+        server
+    }
+
     /// A builder with the shared options applied: address, TLS identity, limits.
-    pub fn builder(&self) -> Result<ConfigBuilder, String> {
+    fn builder(&self) -> Result<ConfigBuilder, String> {
         let (cert, key) = self.identity()?;
         let mut builder = Config::builder().bind(&self.bind).tls_pem_files(cert, key);
         if let Some(bytes) = self.max_message {
@@ -136,7 +148,7 @@ fn program() -> String {
 
 /// Shuts the server down cleanly on Ctrl-C or SIGTERM: every client gets a Close frame
 /// (1001) instead of a dropped connection, and the events loop ends.
-pub fn shutdown_on_signal(handle: tinywss::Handle) {
+fn shutdown_on_signal(handle: tinywss::Handle) {
     let result = ctrlc::set_handler(move || {
         log::info!("signal received; shutting down");
         if let Err(e) = handle.shutdown() {
