@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::http::{Reject, MAX_HEADERS};
+use crate::CertificateInfo;
 
 /// An HTTP/1.1 request head: the WebSocket Upgrade request, or a plain request for a
 /// page or the health endpoint.
@@ -18,6 +19,7 @@ pub struct Request {
     headers: Vec<(String, String)>,
     peer: SocketAddr,
     server_name: Option<String>,
+    client_certificate: Option<Box<CertificateInfo>>,
 }
 
 impl Request {
@@ -50,7 +52,8 @@ impl Request {
             .iter()
             .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).trim().to_owned()))
             .collect();
-        Ok(Request { method: parsed.method.unwrap_or_default().to_owned(), path, query, headers, peer, server_name })
+        let method = parsed.method.unwrap_or_default().to_owned();
+        Ok(Request { method, path, query, headers, peer, server_name, client_certificate: None })
     }
 
     /// The method, e.g. `GET`.
@@ -130,6 +133,17 @@ impl Request {
     /// The host name the client asked for in TLS (SNI), if any.
     pub fn server_name(&self) -> Option<&str> {
         self.server_name.as_deref()
+    }
+
+    /// The client's verified certificate, when client certificates are on
+    /// ([`ConfigBuilder::client_auth`](crate::ConfigBuilder::client_auth)) and it sent one.
+    pub fn client_certificate(&self) -> Option<&CertificateInfo> {
+        self.client_certificate.as_deref()
+    }
+
+    pub(crate) fn with_client_certificate(mut self, certificate: Option<Box<CertificateInfo>>) -> Request {
+        self.client_certificate = certificate;
+        self
     }
 
     /// Whether this asks for a WebSocket (`Upgrade: websocket`).

@@ -27,7 +27,7 @@ impl Thread<'_> {
         let (head, leftover) = self.read_request_head(stream)?;
         let server_name = stream.tls().and_then(|tls| tls.server_name()).map(str::to_owned);
         let request = match Request::parse(&head, self.peer, server_name) {
-            Ok(request) => request,
+            Ok(request) => request.with_client_certificate(stream.tls().and_then(crate::tls::client_certificate)),
             Err(reject) => return Err(self.refuse(stream, reject)),
         };
         log::debug!("{}: request from {}:\n    {}", self.id, self.peer, request.redacted_head());
@@ -93,7 +93,7 @@ impl Thread<'_> {
                 .and_then(|tls| tls.protocol_version())
                 .map(|v| format!("{v:?}"))
                 .unwrap_or_default(),
-            client_certificate: stream.tls().and_then(crate::tls::client_certificate),
+            client_certificate: request.client_certificate().cloned().map(Box::new),
             data,
         };
         Ok((info, leftover))

@@ -19,16 +19,19 @@ struct Setup {
 }
 
 fn setup(mode: ClientAuth) -> Setup {
+    setup_with(mode, |builder| builder)
+}
+
+fn setup_with(mode: ClientAuth, configure: impl FnOnce(tinywss::ConfigBuilder) -> tinywss::ConfigBuilder) -> Setup {
     common::init_logger();
     let dir = TempDir::new();
     let (server_ca, client_ca) = (Ca::new("Server CA"), Ca::new("Client CA"));
     let (cert, key) = server_ca.leaf(&["localhost"]).write(&dir.0, "server", &[]);
-    let config = Config::builder()
+    let builder = Config::builder()
         .bind("127.0.0.1:0")
         .tls_pem_files(cert, key)
-        .client_auth(client_ca.write(&dir.0.join("clients.pem")), mode)
-        .build()
-        .unwrap();
+        .client_auth(client_ca.write(&dir.0.join("clients.pem")), mode);
+    let config = configure(builder).build().unwrap();
     let server = Server::bind(config).unwrap();
     let events = common::echo_events(&server);
     Setup { server, events, server_ca: server_ca.write(&dir.0.join("ca.pem")), client_ca, _dir: dir }
@@ -118,4 +121,26 @@ fn missing_client_ca_file_is_named() {
     let err = Config::builder().tls_pem_files(cert, key).client_auth(&missing, ClientAuth::Required).build();
     let text = err.map(|_| ()).unwrap_err().to_string();
     assert!(text.contains("clients-ca.pem") && text.contains("client CA file not found"), "{text}");
+}
+
+#[test]
+fn the_authentication_hook_sees_the_client_identity() {
+    let setup = setup_with(ClientAuth::Optional, |builder| {
+        builder.authenticate(|request| match request.client_certificate().and_then(|c| c.common_name.as_deref()) {
+            Some("alice") => Ok(None),
+            Some(_) => Err(tinywss::Rejection::new(403, "alice only")),
+            None => Err(tinywss::Rejection::new(401, "a client certificate is required here")),
+        })
+    });
+    let _alice = setup.connect(Some(&setup.client_ca.client("alice"))).unwrap();
+    assert_eq!(setup.opened_identity().and_then(|i| i.common_name), Some("alice".to_owned()));
+    match setup.connect(Some(&setup.client_ca.client("bob"))).map(|_| ()) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("bob should get 403, got {other:?}"),
+    }
+    match setup.connect(None).map(|_| ()) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("an anonymous client should get 401, got {other:?}"),
+    }
+    assert_eq!(setup.server.handle().stats().auth_refused, 2);
 }
