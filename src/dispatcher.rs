@@ -109,10 +109,18 @@ struct Entry {
     open: bool,
 }
 
-/// The dispatcher's state: the registry and what it needs to route.
+/// The dispatcher's state: the registry, the rooms, and how to deliver.
 struct Dispatcher {
     conns: HashMap<ConnectionId, Entry>,
     rooms: Rooms,
+    router: Router,
+}
+
+/// Puts messages in connections' queues (a separate part, so that delivering can go on
+/// while the registry is borrowed).
+struct Router {
+    /// Connections given a message in the current batch, to wake once at its end.
+    to_wake: Vec<Arc<Control>>,
     stats: Arc<Counters>,
     max_queued_bytes: usize,
     policy: SlowConsumerPolicy,
@@ -123,16 +131,35 @@ pub(crate) fn run(commands: Receiver<Command>, stats: Arc<Counters>, limits: &Li
     let mut dispatcher = Dispatcher {
         conns: HashMap::new(),
         rooms: Rooms::default(),
-        stats,
-        max_queued_bytes: limits.outbound_queue_bytes,
-        policy: limits.slow_consumer,
+        router: Router {
+            to_wake: Vec::new(),
+            stats,
+            max_queued_bytes: limits.outbound_queue_bytes,
+            policy: limits.slow_consumer,
+        },
     };
-    for command in commands {
-        if !dispatcher.handle(command) {
+    // Commands are taken in batches and the connections they touched are woken once at
+    // the end: waking a connection thread per message would let it run (and the two
+    // threads take turns on a small machine's core) for every single message.
+    while let Ok(first) = commands.recv() {
+        let mut running = dispatcher.handle(first);
+        for command in commands.try_iter().take(BATCH) {
+            if !running {
+                break;
+            }
+            running = dispatcher.handle(command);
+        }
+        for control in dispatcher.router.to_wake.drain(..) {
+            control.waker.wake();
+        }
+        if !running {
             break;
         }
     }
 }
+
+/// Most commands handled before the connections they touched are woken.
+const BATCH: usize = 256;
 
 impl Dispatcher {
     /// Carries out one command; false when it is time to stop.
@@ -152,15 +179,15 @@ impl Dispatcher {
                 self.update_room_stats();
             }
             Command::Send { id, message } => match self.conns.get(&id) {
-                Some(entry) if entry.open => self.deliver(id, entry, message),
+                Some(entry) if entry.open => self.router.deliver(id, entry, message),
                 _ => {
-                    bump(&self.stats.dropped);
+                    bump(&self.router.stats.dropped);
                     log::debug!("{id}: not open; message dropped");
                 }
             },
             Command::Broadcast { message } => {
                 for (id, entry) in self.conns.iter().filter(|(_, e)| e.open) {
-                    self.deliver(*id, entry, message.clone());
+                    self.router.deliver(*id, entry, message.clone());
                 }
             }
             Command::Close { id, code, reason } => match self.conns.get(&id) {
@@ -183,7 +210,7 @@ impl Dispatcher {
             Command::Publish { room, message, except } => {
                 for id in self.rooms.members(&room).filter(|id| Some(*id) != except) {
                     if let Some(entry) = self.conns.get(&id) {
-                        self.deliver(id, entry, message.clone());
+                        self.router.deliver(id, entry, message.clone());
                     }
                 }
             }
@@ -198,8 +225,15 @@ impl Dispatcher {
         true
     }
 
+    fn update_room_stats(&self) {
+        self.router.stats.rooms.store(self.rooms.count() as u64, Ordering::Relaxed);
+        self.router.stats.room_members.store(self.rooms.memberships() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Router {
     /// Queues without waiting; a full queue (in messages or bytes) is a slow consumer.
-    fn deliver(&self, id: ConnectionId, entry: &Entry, message: WsMessage) {
+    fn deliver(&mut self, id: ConnectionId, entry: &Entry, message: WsMessage) {
         let control = &entry.link.control;
         let len = message.len();
         let before = control.queued_bytes.fetch_add(len, Ordering::SeqCst);
@@ -209,7 +243,7 @@ impl Dispatcher {
             entry.link.outbox.try_send(message)
         };
         match result {
-            Ok(()) => control.waker.wake(),
+            Ok(()) => self.to_wake.push(Arc::clone(control)),
             Err(failed) => {
                 control.queued_bytes.fetch_sub(len, Ordering::SeqCst);
                 bump(&self.stats.dropped);
@@ -218,11 +252,6 @@ impl Dispatcher {
                 }
             }
         }
-    }
-
-    fn update_room_stats(&self) {
-        self.stats.rooms.store(self.rooms.count() as u64, Ordering::Relaxed);
-        self.stats.room_members.store(self.rooms.memberships() as u64, Ordering::Relaxed);
     }
 
     fn slow_consumer(&self, id: ConnectionId, control: &Control) {
