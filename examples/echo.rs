@@ -7,8 +7,8 @@
 //!        [--max-message BYTES] [--max-frame BYTES]
 //!
 //! Defaults: `--bind 127.0.0.1:8443`, the development certificates, and the library's
-//! message limits (1 MiB). Logs go to stderr; set `RUST_LOG=debug` (or `trace`) to watch
-//! handshakes and frames.
+//! message limits (1 MiB). Logs go to stderr; set `RUST_LOG=debug` to watch handshakes,
+//! `RUST_LOG=tinywss=trace` to watch every frame too (docs/PROTOCOL.md walks through it).
 
 #[path = "common/cli.rs"]
 mod cli;
