@@ -148,10 +148,11 @@ impl Thread<'_> {
         if let Some(tls) = stream.tls() {
             let show = |value: Option<String>| value.unwrap_or_else(|| "none".into());
             log::debug!(
-                "{}: TLS established: {}, cipher suite {}, SNI {}, ALPN {}, client certificate {}",
+                "{}: TLS established: {}, cipher suite {}, key exchange {}, SNI {}, ALPN {}, client certificate {}",
                 self.id,
                 show(tls.protocol_version().map(|v| format!("{v:?}"))),
                 show(tls.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite()))),
+                show(tls.negotiated_key_exchange_group().map(|g| format!("{:?}", g.name()))),
                 show(tls.server_name().map(str::to_owned)),
                 show(tls.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned())),
                 if tls.peer_certificates().is_some() { "verified" } else { "none" },

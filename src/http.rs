@@ -68,7 +68,7 @@ pub(crate) fn check_upgrade(request: &Request, subprotocols: &[String]) -> Resul
     if !is_base64_of_16_bytes(key) {
         return Err(Reject::new(400, "Sec-WebSocket-Key is not 16 bytes in base64"));
     }
-    // §4.2.2 (5.4): the server's preference decides among the client's offers.
+    // §4.2.2 step 4 (/subprotocol/): the server's preference decides among the client's offers.
     let offered: Vec<&str> = request.list("sec-websocket-protocol").collect();
     let subprotocol = subprotocols.iter().find(|p| offered.contains(&p.as_str())).cloned();
     let path = match request.query() {

@@ -248,7 +248,6 @@ impl<'a> Session<'a> {
             WsError::Capacity(e) => self.fail(1009, &format!("{e}")),
             WsError::Utf8(_) => self.fail(1007, "invalid UTF-8 in a text message"),
             WsError::Protocol(e) => self.fail(1002, &format!("{e}")),
-            WsError::AttackAttempt => self.fail(1008, "attack attempt"),
             other => CloseReason::Error(Error::Protocol(other.to_string())),
         }
     }

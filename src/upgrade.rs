@@ -169,7 +169,14 @@ impl Thread<'_> {
         loop {
             let scanned = buf.len().saturating_sub(3);
             match stream.read(&mut chunk) {
-                Ok(0) => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                Ok(0) => {
+                    let eof = std::io::ErrorKind::UnexpectedEof;
+                    let what = if buf.is_empty() { "before sending a request" } else { "in the middle of its request" };
+                    return Err(Error::Io(std::io::Error::new(
+                        eof,
+                        format!("the client closed the connection {what}"),
+                    )));
+                }
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(e) if would_block(&e) => {
                     // TLS 1.3 session tickets may still be waiting to go out.

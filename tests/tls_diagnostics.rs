@@ -184,3 +184,12 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn warns_that_a_development_certificate_is_in_use() {
+    let dev = common::TestCerts::new();
+    builder(&dev.files.cert, &dev.files.key).build().unwrap();
+    let warnings = warnings_for(&dev.files.cert);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("development certificate") && warnings[0].contains("never in production"));
+}

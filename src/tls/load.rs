@@ -225,7 +225,15 @@ fn warn_host(warnings: &mut Vec<String>, path: &Path, certified: &CertifiedKey, 
 
 fn warn_chain(warnings: &mut Vec<String>, path: &Path, chain: &[CertificateInfo]) {
     let leaf = &chain[0];
-    if chain.len() == 1 && !leaf.is_self_issued() && !leaf.subject.contains(DEV_CERT_MARKER) {
+    if leaf.subject.contains(DEV_CERT_MARKER) {
+        // Its CA is meant to be installed by hand in each client, so no intermediate.
+        return warnings.push(format!(
+            "{}: this is a tinywss development certificate (made by examples/dev_certs): \
+             fine on this machine, never in production",
+            path.display()
+        ));
+    }
+    if chain.len() == 1 && !leaf.is_self_issued() {
         warnings.push(format!(
             "{}: the chain is incomplete: this file holds only the server certificate, issued by {}, \
              without that issuer's certificate; clients that do not already have it fail with \
