@@ -56,7 +56,7 @@ impl Default for Limits {
             outbound_queue_bytes: 1 << 20,
             slow_consumer: SlowConsumerPolicy::Close,
             write_timeout: Duration::from_secs(10),
-            events_capacity: 256,
+            events_capacity: 1024,
             max_request_head: 8 << 10,
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Some(Duration::from_secs(30)),
@@ -225,9 +225,12 @@ impl ConfigBuilder {
 
     /// How many events may wait for the application in [`Server::events`](crate::Server::events).
     /// When the application falls behind, connection threads wait (and TCP slows the
-    /// clients down); nothing is dropped.
+    /// clients down); nothing is dropped. The channel allocates its slots up front
+    /// (about 150 bytes each); too small a channel makes busy connection threads wait
+    /// one event at a time (measured: 256 instead of 1,024 cut pipelined echo throughput
+    /// by more than half).
     ///
-    /// Defaults to `256`.
+    /// Defaults to `1024`.
     pub fn events_capacity(mut self, events: usize) -> Self {
         self.limits.events_capacity = events.max(1);
         self

@@ -1,7 +1,7 @@
 //! [`Server::bind`]: the listening socket, the acceptor thread and the dispatcher thread.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -83,6 +83,7 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             context,
             alive,
+            ended: Arc::new(AtomicUsize::new(0)),
             next_id: 1,
             reloader: tls.reloader.clone(),
         };
@@ -150,6 +151,8 @@ struct Acceptor {
     context: Arc<Context>,
     /// Cloned into every connection thread; the receiver sees it disconnect when all end.
     alive: Sender<()>,
+    /// How many connection threads have ended (each then rings `waker`).
+    ended: Arc<AtomicUsize>,
     next_id: u64,
     /// Checks the certificate files for renewal between accepts.
     reloader: Option<Arc<Reloader>>,
@@ -159,17 +162,25 @@ impl Acceptor {
     /// Accepts until stopped; returns the connection threads that may still be running.
     fn run(mut self) -> Vec<JoinHandle<()>> {
         let mut threads = Vec::new();
+        let mut reaped = 0;
         while !self.stop.load(Ordering::SeqCst) {
             let next_check = self.reloader.as_ref().and_then(|r| r.next_check());
-            if let Err(e) = wait(&self.listener, false, &self.waker, next_check) {
-                log::error!("acceptor: poll failed, no longer accepting: {e}");
-                break;
+            // A thread that said it ended may still be exiting: look again shortly.
+            let reap_soon = (self.ended.load(Ordering::SeqCst) > reaped).then(|| Instant::now() + REAP_RETRY);
+            let deadline = [next_check, reap_soon].into_iter().flatten().min();
+            match wait(&self.listener, false, &self.waker, deadline) {
+                Ok(true) => self.waker.reset(),
+                Ok(false) => {}
+                Err(e) => {
+                    log::error!("acceptor: poll failed, no longer accepting: {e}");
+                    break;
+                }
             }
             self.accept_ready(&mut threads);
             if let Some(reloader) = &self.reloader {
                 reloader.tick(Instant::now());
             }
-            reap_finished(&mut threads);
+            reaped += reap_finished(&mut threads);
         }
         log::debug!("acceptor: stopped");
         threads
@@ -227,15 +238,19 @@ impl Acceptor {
         let conn = Connection { id, peer, socket, control, outbox: outbox_rx, context: Arc::clone(&self.context) };
         let open = OpenGuard::new(Arc::clone(&self.context.stats));
         let alive = self.alive.clone();
+        let (ended, acceptor) = (Arc::clone(&self.ended), Arc::clone(&self.waker));
         // Register before the thread runs, so its Unregister can never come first.
         let _ = self.context.commands.send(Command::Register { id, link });
         let spawned = thread::Builder::new()
             .name(format!("tinywss-conn-{}", id.0))
             .stack_size(self.context.limits.thread_stack_size)
             .spawn(move || {
-                let _open = open;
-                let _alive = alive;
                 connection::run(conn);
+                drop((open, alive));
+                // Ask the acceptor to join this thread soon: until it is joined, its stack
+                // stays mapped.
+                ended.fetch_add(1, Ordering::SeqCst);
+                acceptor.wake();
             });
         match spawned {
             Ok(thread) => {
@@ -253,7 +268,8 @@ impl Acceptor {
 
 /// Joins the connection threads that have finished, so none outlives its handle:
 /// a finished thread may still be exiting, and a dropped handle would not wait for it.
-fn reap_finished(threads: &mut Vec<JoinHandle<()>>) {
+fn reap_finished(threads: &mut Vec<JoinHandle<()>>) -> usize {
+    let before = threads.len();
     let mut i = 0;
     while i < threads.len() {
         if threads[i].is_finished() {
@@ -262,7 +278,11 @@ fn reap_finished(threads: &mut Vec<JoinHandle<()>>) {
             i += 1;
         }
     }
+    before - threads.len()
 }
+
+/// How soon the acceptor looks again for a thread that said it ended but was still exiting.
+const REAP_RETRY: Duration = Duration::from_millis(20);
 
 /// Counts a connection thread as open for exactly as long as it lives.
 struct OpenGuard(Arc<Counters>);
