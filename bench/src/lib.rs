@@ -185,6 +185,63 @@ impl Latency {
     }
 }
 
+/// Whether pushed messages go round-robin to one connection each or to all at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushMode {
+    /// Message `i` goes to connection `i % n` (`Handle::send`).
+    Send,
+    /// Every message goes to every connection (`Handle::broadcast`).
+    Broadcast,
+}
+
+/// The push schedule of a benchmark server (`--push-rate` and friends).
+#[derive(Clone, Copy, Debug)]
+pub struct PushPlan {
+    pub rate: f64,
+    pub count: usize,
+    pub size: usize,
+    pub mode: PushMode,
+}
+
+impl PushPlan {
+    /// The plan from `--push-rate`, `--push-count` (10000), `--push-size` (64, at least
+    /// 16) and `--push-mode` (send); `None` without `--push-rate`.
+    pub fn from_flags(flags: &Flags) -> Option<PushPlan> {
+        let mode = match flags.get("push-mode", "send".to_string()).as_str() {
+            "send" => PushMode::Send,
+            "broadcast" => PushMode::Broadcast,
+            other => fail(flags.usage, &format!("--push-mode: {other:?} is neither send nor broadcast")),
+        };
+        flags.has("push-rate").then(|| PushPlan {
+            rate: flags.required("push-rate"),
+            count: flags.get("push-count", 10_000),
+            size: flags.get("push-size", 64usize).max(16),
+            mode,
+        })
+    }
+
+    /// Calls `deliver(i, payload)` for each message on a fixed schedule (absolute times,
+    /// so one late wake-up does not shift the rest). Each payload carries the
+    /// [`mono_nanos`] read just before the call, then the sequence number. Stops early
+    /// when `deliver` returns false.
+    pub fn run(&self, mut deliver: impl FnMut(usize, Vec<u8>) -> bool) {
+        let start = std::time::Instant::now();
+        for i in 0..self.count {
+            let due = start + std::time::Duration::from_secs_f64(i as f64 / self.rate);
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let mut payload = vec![0u8; self.size];
+            payload[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+            payload[..8].copy_from_slice(&mono_nanos().to_le_bytes());
+            if !deliver(i, payload) {
+                return;
+            }
+        }
+    }
+}
+
 /// The frame header of the plain TLS echo protocol: a 4-byte big-endian payload length.
 pub const TLS_FRAME_HEADER: usize = 4;
 

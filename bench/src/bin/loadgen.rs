@@ -8,7 +8,7 @@
 //! - `pipeline`: each connection keeps `--inflight` messages in flight; every batch of
 //!   replies read at once is answered by the same number of new messages, one flush.
 //! - `push`: the server pushes (tinywss_server `--push-rate`); the first client sends the
-//!   text `start` once all are connected; the latency of each message is the receipt time
+//!   text `start N` once all N are connected; the latency of each message is the receipt time
 //!   minus the server's `CLOCK_MONOTONIC` stamp in its first 8 bytes; ends at `done`.
 //! - `handshake`: each connection loops TCP connect + TLS + Upgrade + close handshake.
 //! - `idle`: opens `--conns` connections and holds them; with `--pid`, reports the server's
@@ -47,7 +47,7 @@ const USAGE: &str =
     "usage: loadgen --ca PEM --mode echo|pipeline|push|handshake|idle [--addr HOST:PORT (127.0.0.1:9001)] \
 [--proto ws|tls (ws)] [--conns N (1)] [--size BYTES (64)] [--inflight N (32)] [--duration SECS (5)] \
 [--warmup SECS (1)] [--threads N (1)] [--label NAME] [--pid SERVER_PID] [--hold SECS (10)] [--settle SECS (2)] \
-[--connect-concurrency N (32)] [--timeout SECS (300)]";
+[--connect-concurrency N (32)] [--timeout SECS (300)] [--test NAME] [--round N]";
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Proto {
@@ -366,7 +366,7 @@ async fn push_client(s: Arc<Settings>, index: usize, barrier: Arc<Barrier>) -> T
     let result = async {
         let mut conn = conn?;
         if index == 0 {
-            conn.send_text("start").await?;
+            conn.send_text(&format!("start {}", s.conns)).await?;
         }
         loop {
             match conn.recv().await? {
@@ -423,6 +423,19 @@ async fn idle_client(
     tally
 }
 
+/// Kernel memory from `/proc/meminfo` (KiB): thread kernel stacks, unreclaimable slab
+/// (sockets, among others) and page tables.
+fn kernel_memory() -> Vec<(&'static str, u64)> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    ["KernelStack", "SUnreclaim", "PageTables"]
+        .into_iter()
+        .filter_map(|name| {
+            let line = meminfo.lines().find(|l| l.split(':').next() == Some(name))?;
+            Some((name, line.split_whitespace().nth(1)?.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The server process's counters at one moment.
 struct ServerSample {
     at: Instant,
@@ -453,6 +466,7 @@ async fn run_idle(s: Arc<Settings>, out: &mut Map<String, Value>) -> Tally {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = s.pid.and_then(rss_kib);
+    let kernel_before = kernel_memory();
     let gate = Arc::new(Semaphore::new(s.connect_concurrency.max(1)));
     let opened = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -465,6 +479,17 @@ async fn run_idle(s: Arc<Settings>, out: &mut Map<String, Value>) -> Tally {
     }
     let connect_time = started.elapsed();
     tokio::time::sleep(s.settle).await;
+    // System-wide, so both ends' sockets count; the load generator has one thread, so
+    // KernelStack grows by the server's threads only.
+    let mut kernel_total = 0.0;
+    for ((name, before), (_, after)) in kernel_before.iter().zip(kernel_memory()) {
+        let per_conn = (after as f64 - *before as f64) / s.conns as f64;
+        if *name != "PageTables" {
+            kernel_total += per_conn;
+        }
+        out.insert(format!("sys_{name}_kib_per_conn"), ((per_conn * 10.0).round() / 10.0).into());
+    }
+    out.insert("sys_kernel_kib_per_conn".into(), ((kernel_total * 10.0).round() / 10.0).into());
     if let Some(pid) = s.pid {
         let after = rss_kib(pid);
         let first = sample(pid);
@@ -526,6 +551,8 @@ fn main() {
             "settle",
             "connect-concurrency",
             "timeout",
+            "test",
+            "round",
         ],
     );
     let proto = match flags.get("proto", "ws".to_string()).as_str() {
@@ -569,6 +596,12 @@ fn main() {
 
     let mut out = Map::new();
     out.insert("server".into(), flags.get("label", String::new()).into());
+    if flags.has("test") {
+        out.insert("test".into(), flags.get("test", String::new()).into());
+    }
+    if flags.has("round") {
+        out.insert("round".into(), flags.get("round", 0u32).into());
+    }
     out.insert("mode".into(), format!("{mode:?}").to_lowercase().into());
     out.insert("proto".into(), format!("{proto:?}").to_lowercase().into());
     out.insert("conns".into(), settings.conns.into());

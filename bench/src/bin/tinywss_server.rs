@@ -3,8 +3,8 @@
 //! Echo: every data message comes back to its sender through `Handle::send`, from the
 //! application thread that reads `Server::events`, as a real application would.
 //!
-//! Push (`--push-rate`): when any client sends the text message `start`, a separate
-//! application thread sends `--push-count` binary messages at `--push-rate` per second
+//! Push (`--push-rate`): when a client sends the text message `start N` and N
+//! connections are open, a separate application thread sends `--push-count` binary messages at `--push-rate` per second
 //! to the connections open at that moment, either round-robin with `Handle::send` or to
 //! all of them with `Handle::broadcast`. Each payload starts with the `CLOCK_MONOTONIC`
 //! nanoseconds read just before the `send`/`broadcast` call (then a sequence number), so
@@ -17,53 +17,40 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tinywss::{Config, ConnectionId, Event, Handle, Message, Server};
-use tinywss_bench::{mono_nanos, Flags};
+use tinywss_bench::{Flags, PushMode, PushPlan};
 
 const USAGE: &str = "usage: tinywss_server --cert PEM --key PEM [--bind ADDR (127.0.0.1:9001)] \
-[--max-connections N (20000)] [--lifetime SECS (900)] [--push-rate MSGS_PER_S --push-count N (10000) \
+[--max-connections N (20000)] [--events-capacity N (256)] [--lifetime SECS (900)] [--push-rate MSGS_PER_S --push-count N (10000) \
 --push-size BYTES (64) --push-mode send|broadcast (send)]";
-
-#[derive(Clone, Copy, PartialEq)]
-enum PushMode {
-    Send,
-    Broadcast,
-}
-
-#[derive(Clone, Copy)]
-struct PushPlan {
-    rate: f64,
-    count: usize,
-    size: usize,
-    mode: PushMode,
-}
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     let flags = Flags::parse(
         USAGE,
-        &["bind", "cert", "key", "max-connections", "lifetime", "push-rate", "push-count", "push-size", "push-mode"],
+        &[
+            "bind",
+            "cert",
+            "key",
+            "max-connections",
+            "events-capacity",
+            "lifetime",
+            "push-rate",
+            "push-count",
+            "push-size",
+            "push-mode",
+        ],
     );
-    let push = flags.has("push-rate").then(|| PushPlan {
-        rate: flags.required("push-rate"),
-        count: flags.get("push-count", 10_000),
-        size: flags.get("push-size", 64usize).max(16),
-        mode: match flags.get("push-mode", "send".to_string()).as_str() {
-            "send" => PushMode::Send,
-            "broadcast" => PushMode::Broadcast,
-            other => {
-                eprintln!("--push-mode: {other:?} is neither send nor broadcast");
-                std::process::exit(2);
-            }
-        },
-    });
+    let push = PushPlan::from_flags(&flags);
     let config = Config::builder()
         .bind(flags.get("bind", "127.0.0.1:9001".to_string()))
         .tls_pem_files(flags.required::<PathBuf>("cert"), flags.required::<PathBuf>("key"))
         // The default (256) suits a small device; the idle tests open 10,000.
         .max_connections(flags.get("max-connections", 20_000))
+        // For experiments only; the benchmarks use the library default (256).
+        .events_capacity(flags.get("events-capacity", 256))
         .build()
         .unwrap_or_else(|e| {
             eprintln!("tinywss_server: {e}");
@@ -85,6 +72,9 @@ fn main() {
     });
 
     let mut open = BTreeSet::new();
+    // `start N` waits for N open connections: the Open events of other connections may
+    // still be on their way when the first client's `start` arrives.
+    let mut start_at: Option<usize> = None;
     for event in server.events() {
         match event {
             Event::Open { conn, .. } => {
@@ -94,9 +84,8 @@ fn main() {
                 open.remove(&conn);
             }
             Event::Message { conn, message } => match (&push, &message) {
-                (Some(plan), Message::Text(text)) if text == "start" => {
-                    let (plan, handle, conns) = (*plan, handle.clone(), open.iter().copied().collect());
-                    thread::spawn(move || push_messages(plan, &handle, conns));
+                (Some(_), Message::Text(text)) if text.starts_with("start") => {
+                    start_at = Some(text["start".len()..].trim().parse().unwrap_or(1));
                 }
                 _ => {
                     let _ = handle.send(conn, message);
@@ -104,36 +93,31 @@ fn main() {
             },
             _ => {}
         }
+        if let (Some(plan), Some(n)) = (push, start_at) {
+            if open.len() >= n {
+                start_at = None;
+                let (handle, conns) = (handle.clone(), open.iter().copied().collect());
+                thread::spawn(move || push_messages(plan, &handle, conns));
+            }
+        }
     }
 }
 
-/// Sends the planned messages on a fixed schedule (absolute times, so one late wake-up
-/// does not shift the rest), each stamped just before the library call.
+/// Sends the planned messages, each stamped just before the library call.
 fn push_messages(plan: PushPlan, handle: &Handle, conns: Vec<ConnectionId>) {
     if conns.is_empty() {
         return;
     }
-    let start = Instant::now();
-    for i in 0..plan.count {
-        let due = start + Duration::from_secs_f64(i as f64 / plan.rate);
-        let now = Instant::now();
-        if due > now {
-            thread::sleep(due - now);
-        }
-        let mut payload = vec![0u8; plan.size];
-        payload[8..16].copy_from_slice(&(i as u64).to_le_bytes());
-        payload[..8].copy_from_slice(&mono_nanos().to_le_bytes());
-        let sent = match plan.mode {
-            PushMode::Send => handle.send(conns[i % conns.len()], payload),
-            PushMode::Broadcast => handle.broadcast(payload),
-        };
-        if sent.is_err() {
-            return;
-        }
-    }
+    plan.run(|i, payload| match plan.mode {
+        PushMode::Send => handle.send(conns[i % conns.len()], payload).is_ok(),
+        PushMode::Broadcast => handle.broadcast(payload).is_ok(),
+    });
     for conn in conns {
         let _ = handle.send(conn, "done");
     }
     let stats = handle.stats();
-    eprintln!("push finished: {} sent, {} dropped", plan.count, stats.dropped);
+    eprintln!(
+        "push finished: {} messages, {} dropped, {} slow-consumer closes",
+        plan.count, stats.dropped, stats.slow_consumer_closes
+    );
 }
