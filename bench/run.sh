@@ -22,6 +22,7 @@ RESULTS=$OUT/results.jsonl
 META=$OUT/meta.txt
 : >"$RESULTS"
 : >"$META"
+: >"$OUT/servers.log"
 meta() { echo "$1=$2" >>"$META"; }
 
 echo "== building the benchmark binaries (release)"
@@ -55,6 +56,7 @@ start_server() {
         >"$OUT/server.out" 2>"$OUT/server.err" &
     SERVER_PID=$!
     SERVER_ADDR=127.0.0.1:$port
+    SERVER_TAG="$name $*"
     for _ in $(seq 100); do
         grep -q listening "$OUT/server.out" 2>/dev/null && return 0
         sleep 0.1
@@ -64,10 +66,12 @@ start_server() {
     exit 1
 }
 
+# Stops the server and keeps its stderr (close reasons, push summaries) in servers.log.
 stop_server() {
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
+    { echo "-- $SERVER_TAG"; grep -v 'development certificate' "$OUT/server.err" || true; } >>"$OUT/servers.log"
 }
 
 proto_of() { if [ "$1" = rustls-floor ]; then echo tls; else echo ws; fi; }

@@ -80,8 +80,11 @@ fn main() {
             Event::Open { conn, .. } => {
                 open.insert(conn);
             }
-            Event::Close { conn, .. } => {
+            Event::Close { conn, reason } => {
                 open.remove(&conn);
+                if push.is_some() {
+                    eprintln!("{conn}: {reason}");
+                }
             }
             Event::Message { conn, message } => match (&push, &message) {
                 (Some(_), Message::Text(text)) if text.starts_with("start") => {
