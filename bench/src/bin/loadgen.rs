@@ -359,14 +359,28 @@ async fn handshake(s: Arc<Settings>) -> Tally {
     tally
 }
 
-async fn push_client(s: Arc<Settings>, index: usize, barrier: Arc<Barrier>) -> Tally {
+/// Who has connected in push mode: after the barrier, the first client that connected
+/// tells the server how many are waiting, so one failed connection cannot stall the run.
+#[derive(Default)]
+struct PushStart {
+    connected: AtomicUsize,
+    started: std::sync::atomic::AtomicBool,
+}
+
+async fn push_client(s: Arc<Settings>, gate: Arc<Semaphore>, barrier: Arc<Barrier>, start: Arc<PushStart>) -> Tally {
     let mut tally = Tally::default();
+    let permit = gate.acquire().await;
     let conn = Conn::open(&s).await;
+    drop(permit);
+    if conn.is_ok() {
+        start.connected.fetch_add(1, Ordering::SeqCst);
+    }
     barrier.wait().await;
     let result = async {
         let mut conn = conn?;
-        if index == 0 {
-            conn.send_text(&format!("start {}", s.conns)).await?;
+        if !start.started.swap(true, Ordering::SeqCst) {
+            let connected = start.connected.load(Ordering::SeqCst);
+            conn.send_text(&format!("start {connected}")).await?;
         }
         loop {
             match conn.recv().await? {
@@ -631,8 +645,17 @@ fn main() {
                 Mode::Idle => run_idle(Arc::clone(&s), &mut out).await,
                 Mode::Push => {
                     let barrier = Arc::new(Barrier::new(s.conns));
+                    let gate = Arc::new(Semaphore::new(s.connect_concurrency.max(1)));
+                    let start = Arc::new(PushStart::default());
                     let tasks: Vec<_> = (0..s.conns)
-                        .map(|i| tokio::spawn(push_client(Arc::clone(&s), i, Arc::clone(&barrier))))
+                        .map(|_| {
+                            tokio::spawn(push_client(
+                                Arc::clone(&s),
+                                Arc::clone(&gate),
+                                Arc::clone(&barrier),
+                                Arc::clone(&start),
+                            ))
+                        })
                         .collect();
                     collect(tasks).await
                 }
