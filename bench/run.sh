@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Benchmarks tinywss against tokio-tungstenite and a plain rustls echo (the TLS floor) and
+# writes BENCHMARKS.md at the repository root. Loopback only; every server and client
+# stops by itself. About 12-15 minutes on 2 cores.
+#
+# Knobs (environment): ROUNDS (3), DURATION (5, seconds counted per throughput run),
+# IDLE_CONNS (1000), IDLE_10K (10000; 0 skips), SKIP_BUILD_TIME=1 (skip the clean build
+# timing and the release-small echo build), OUT (target/bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+IDLE_CONNS=${IDLE_CONNS:-1000}
+IDLE_10K=${IDLE_10K:-10000}
+OUT=${OUT:-target/bench}
+START=$(date +%s)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+META=$OUT/meta.txt
+: >"$RESULTS"
+: >"$META"
+: >"$OUT/servers.log"
+meta() { echo "$1=$2" >>"$META"; }
+
+echo "== building the benchmark binaries (release)"
+cargo build --release -p tinywss-bench
+B=target/release
+"$B/certgen" "$OUT/certs" >/dev/null
+CA=$OUT/certs/ca.pem
+CERT=$OUT/certs/server.pem
+KEY=$OUT/certs/server.key
+
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# start_server NAME CPUS [flags...]: starts a fresh server, pinned to CPUS ("all" = not
+# pinned), and waits (at most 10 s) for its "listening" line.
+start_server() {
+    local name=$1 cpus=$2
+    shift 2
+    local bin port
+    case $name in
+    tinywss) bin=tinywss_server port=9101 ;;
+    tokio-tungstenite) bin=tokio_ws_server port=9102 ;;
+    rustls-floor) bin=tls_echo_server port=9103 ;;
+    esac
+    local pin=()
+    [ "$cpus" = all ] || pin=(taskset -c "$cpus")
+    "${pin[@]}" "$B/$bin" --cert "$CERT" --key "$KEY" --bind "127.0.0.1:$port" --lifetime 600 "$@" \
+        >"$OUT/server.out" 2>"$OUT/server.err" &
+    SERVER_PID=$!
+    SERVER_ADDR=127.0.0.1:$port
+    SERVER_TAG="$name $*"
+    for _ in $(seq 100); do
+        grep -q listening "$OUT/server.out" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "server $name did not start:" >&2
+    cat "$OUT/server.err" >&2
+    exit 1
+}
+
+# Stops the server and keeps its stderr (close reasons, push summaries) in servers.log.
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+    { echo "-- $SERVER_TAG"; grep -v 'development certificate' "$OUT/server.err" || true; } >>"$OUT/servers.log"
+}
+
+proto_of() { if [ "$1" = rustls-floor ]; then echo tls; else echo ws; fi; }
+
+# measure TEST ROUND SERVER SERVER_CPUS CLIENT_CPUS [loadgen flags...]
+measure() {
+    local test=$1 round=$2 server=$3 scpus=$4 ccpus=$5
+    shift 5
+    start_server "$server" "$scpus"
+    local pin=()
+    [ "$ccpus" = all ] || pin=(taskset -c "$ccpus")
+    "${pin[@]}" "$B/loadgen" --ca "$CA" --addr "$SERVER_ADDR" --proto "$(proto_of "$server")" \
+        --label "$server" --test "$test" --round "$round" --pid "$SERVER_PID" --timeout 120 "$@" \
+        | tee -a "$RESULTS" || echo "loadgen failed: $test $server round $round" >&2
+    stop_server
+    sleep 0.5
+}
+
+# rotate ROUND: the three servers, starting at a different one each round.
+rotate() {
+    local servers=(tinywss tokio-tungstenite rustls-floor)
+    local i
+    for i in 0 1 2; do echo "${servers[$(((i + $1) % 3))]}"; done
+}
+
+echo "== matrix: $ROUNDS rounds, $DURATION s per throughput run"
+for round in $(seq "$ROUNDS"); do
+    for server in $(rotate "$round"); do
+        measure pingpong "$round" "$server" 0 0 --mode echo --conns 1 --size 64 --duration "$DURATION"
+    done
+    for server in $(rotate "$round"); do
+        measure pipeline "$round" "$server" 0 1 --mode pipeline --conns 50 --inflight 32 --size 64 \
+            --duration "$DURATION"
+    done
+    for server in $(rotate "$round"); do
+        measure handshake "$round" "$server" 0 1 --mode handshake --conns 8 --duration "$DURATION"
+    done
+    for server in $(rotate "$round"); do
+        measure idle "$round" "$server" all all --mode idle --conns "$IDLE_CONNS" --settle 1 --hold 10
+    done
+done
+
+echo "== push latency (tinywss and the tokio-tungstenite peer)"
+for round in $(seq "$ROUNDS"); do
+    for server in tinywss tokio-tungstenite; do
+        for scenario in "push-send-1 1 send 10000 2000" "push-send-100 100 send 10000 2000" \
+            "push-broadcast-100 100 broadcast 1000 100"; do
+            read -r test conns mode count rate <<<"$scenario"
+            start_server "$server" all --push-rate "$rate" --push-count "$count" --push-mode "$mode"
+            "$B/loadgen" --ca "$CA" --addr "$SERVER_ADDR" --mode push --conns "$conns" --label "$server" \
+                --test "$test" --round "$round" --timeout 120 | tee -a "$RESULTS" ||
+                echo "loadgen failed: $test $server round $round" >&2
+            stop_server
+            sleep 0.5
+        done
+    done
+done
+
+if [ "$IDLE_10K" -gt 0 ]; then
+    # Each tinywss connection holds two descriptors (socket + eventfd waker), so the
+    # server needs RLIMIT_NOFILE >= 2 x connections + a few; the hard limit caps it.
+    hard=$(ulimit -Hn)
+    n=$IDLE_10K
+    if [ "$hard" != unlimited ] && [ $((2 * n + 64)) -gt "$hard" ]; then
+        n=$(((hard - 64) / 2))
+        meta idle_10k_note "$n connections, not $IDLE_10K: the hard RLIMIT_NOFILE here is $hard and \
+each connection needs 2 descriptors in the server (socket + eventfd); raising the hard limit needs \
+CAP_SYS_RESOURCE"
+    else
+        meta idle_10k_note "$n connections opened"
+    fi
+    meta idle_10k_conns "$n"
+    echo "== idle: $n connections to tinywss"
+    (
+        ulimit -n "$hard"
+        measure idle-10k 1 tinywss all all --mode idle --conns "$n" --settle 2 --hold 10 --timeout 240
+    )
+fi
+
+if [ "${SKIP_BUILD_TIME:-0}" != 1 ]; then
+    echo "== clean build time of the library (release, empty target dir)"
+    rm -rf "$OUT/clean-target"
+    t0=$(date +%s.%N)
+    CARGO_TARGET_DIR=$OUT/clean-target cargo build --release --lib -p tinywss --quiet
+    t1=$(date +%s.%N)
+    meta build_release_s "$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")"
+    rm -rf "$OUT/clean-target"
+
+    echo "== examples/echo with --profile release-small"
+    cargo build --profile release-small --example echo --quiet
+    size=$(stat -c %s target/release-small/examples/echo)
+    meta echo_size "$size"
+    meta echo_size_kib "$((size / 1024))"
+fi
+
+# Distinct name@version pairs in the library's normal (non-dev, non-build) dependency
+# tree for this host, the library itself included.
+meta dep_count "$(cargo tree -p tinywss -e normal --prefix none | awk '{print $1"@"$2}' | sort -u | wc -l)"
+meta dep_method "cargo tree -p tinywss -e normal --prefix none, distinct name@version, tinywss itself included"
+
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+meta nproc "$(nproc)"
+meta kernel "$(uname -r)"
+meta memory "$(free -g | awk '/^Mem:/{print $2" GiB"}')"
+meta rustc "$(rustc --version)"
+meta rounds "$ROUNDS"
+meta idle_conns "$IDLE_CONNS"
+meta duration "$DURATION"
+meta load_before "$LOAD_BEFORE"
+meta load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta run_seconds "$(($(date +%s) - START))"
+
+"$B/report" --results "$RESULTS" --meta "$META" --notes "$ROOT/bench/NOTES.md" --out "$ROOT/BENCHMARKS.md"
+echo "== wrote BENCHMARKS.md ($(($(date +%s) - START)) s)"

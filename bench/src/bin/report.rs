@@ -1,0 +1,329 @@
+//! Writes BENCHMARKS.md from the load generator's JSON lines (`bench/run.sh` calls it).
+//!
+//! Usage: report --results FILE.jsonl --meta FILE --notes FILE.md --out BENCHMARKS.md
+//!
+//! `--meta` holds `key=value` lines (machine, build figures); `--notes` is appended as is.
+//! Every figure in the tables is the median over the rounds of the same test.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::Value;
+use tinywss_bench::Flags;
+
+const USAGE: &str = "usage: report --results FILE.jsonl --meta FILE --notes FILE.md --out FILE.md";
+
+const SERVERS: [&str; 3] = ["tinywss", "tokio-tungstenite", "rustls-floor"];
+
+struct Results {
+    rows: Vec<Value>,
+}
+
+impl Results {
+    fn of(&self, test: &str, server: &str) -> Vec<&Value> {
+        self.rows.iter().filter(|r| r["test"] == test && r["server"] == server).collect()
+    }
+
+    /// The median of one field over the rounds of a test.
+    fn median(&self, test: &str, server: &str, field: &str) -> Option<f64> {
+        let mut values: Vec<f64> = self.of(test, server).iter().filter_map(|r| r[field].as_f64()).collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        Some(if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 })
+    }
+
+    fn max(&self, test: &str, server: &str, field: &str) -> Option<f64> {
+        self.of(test, server).iter().filter_map(|r| r[field].as_f64()).reduce(f64::max)
+    }
+
+    fn rounds(&self, test: &str, server: &str) -> usize {
+        self.of(test, server).len()
+    }
+}
+
+/// A number for a table: thousands separated, one decimal below 100.
+fn num(v: Option<f64>) -> String {
+    let Some(v) = v else { return "–".into() };
+    if v.abs() < 100.0 && v.fract() != 0.0 {
+        return format!("{v:.1}");
+    }
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0.0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+fn pair(a: Option<f64>, b: Option<f64>) -> String {
+    format!("{} / {}", num(a), num(b))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+        _ => "–".into(),
+    }
+}
+
+/// Adds the server's CPU time per message and per handshake: unlike the rates, these do
+/// not depend on whether the load generator or the server was the bottleneck.
+fn with_cost(mut row: Value) -> Value {
+    let cpu = row["server_cpu_pct"].as_f64();
+    for (rate, cost) in [("msgs_per_s", "server_cpu_us_per_msg"), ("handshakes_per_s", "server_cpu_us_per_handshake")] {
+        if let (Some(cpu), Some(rate)) = (cpu, row[rate].as_f64()) {
+            if rate > 0.0 {
+                let us = cpu / 100.0 * 1e6 / rate;
+                row[cost] = ((us * 100.0).round() / 100.0).into();
+            }
+        }
+    }
+    row
+}
+
+fn main() {
+    let flags = Flags::parse(USAGE, &["results", "meta", "notes", "out"]);
+    let text = std::fs::read_to_string(flags.required::<PathBuf>("results")).expect("results file");
+    let rows = text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok());
+    let results = Results { rows: rows.map(with_cost).collect() };
+    let meta_text = std::fs::read_to_string(flags.required::<PathBuf>("meta")).expect("meta file");
+    let meta: BTreeMap<&str, &str> = meta_text.lines().filter_map(|l| l.split_once('=')).collect();
+    let m = |k: &str| meta.get(k).copied().unwrap_or("?");
+    let notes = std::fs::read_to_string(flags.required::<PathBuf>("notes")).unwrap_or_default();
+
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Written by `bench/run.sh` on {}. Re-run it to refresh this file; the analysis at the end \
+         comes from `bench/NOTES.md`.\n",
+        m("date")
+    );
+    let _ = writeln!(w, "## Machine\n");
+    let _ = writeln!(w, "| | |\n|---|---|");
+    let _ = writeln!(w, "| CPU | {} (`nproc` = {}) |", m("cpu"), m("nproc"));
+    let _ = writeln!(w, "| kernel | {} |", m("kernel"));
+    let _ = writeln!(w, "| memory | {} |", m("memory"));
+    let _ = writeln!(w, "| toolchain | {} |", m("rustc"));
+    let _ = writeln!(w, "| load average before / after | {} / {} |", m("load_before"), m("load_after"));
+    let _ = writeln!(w, "| run time of `bench/run.sh` | {} s |", m("run_seconds"));
+    let _ = writeln!(
+        w,
+        "\nThe machine is shared with other builds and tests, so CPU time is noisy: every figure is \
+         the **median of {} interleaved rounds** (each round runs the servers in a rotated order, \
+         a fresh server process per measurement), and the ratios matter more than the absolute \
+         numbers. The per-round figures are at the end.\n",
+        m("rounds")
+    );
+
+    let _ = writeln!(w, "## Method\n");
+    let _ = writeln!(w, "{}", METHOD.replace("{duration}", m("duration")));
+
+    let _ = writeln!(w, "## tinywss against the peers\n");
+    let _ = writeln!(
+        w,
+        "| figure | tinywss | tokio-tungstenite | rustls floor | tinywss ÷ tokio-tungstenite | tinywss ÷ floor |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
+    let row = |w: &mut String, label: &str, test: &str, field: &str| {
+        let v: Vec<Option<f64>> = SERVERS.iter().map(|s| results.median(test, s, field)).collect();
+        let _ = writeln!(
+            w,
+            "| {label} | {} | {} | {} | {} | {} |",
+            num(v[0]),
+            num(v[1]),
+            num(v[2]),
+            ratio(v[0], v[1]),
+            ratio(v[0], v[2])
+        );
+    };
+    let latency_row = |w: &mut String, label: &str, test: &str| {
+        let v: Vec<String> = SERVERS
+            .iter()
+            .map(|s| pair(results.median(test, s, "p50_us"), results.median(test, s, "p99_us")))
+            .collect();
+        let _ = writeln!(w, "| {label} | {} | {} | {} | | |", v[0], v[1], v[2]);
+    };
+    row(w, "1 connection, 64 B ping-pong: msgs/s", "pingpong", "msgs_per_s");
+    latency_row(w, "… round trip p50 / p99 (µs)", "pingpong");
+    row(w, "… server CPU µs per message", "pingpong", "server_cpu_us_per_msg");
+    row(w, "50 connections × 32 in flight, 64 B: msgs/s", "pipeline", "msgs_per_s");
+    latency_row(w, "… round trip p50 / p99 (µs)", "pipeline");
+    row(w, "… server CPU (% of its one core)", "pipeline", "server_cpu_pct");
+    row(w, "… server CPU µs per message", "pipeline", "server_cpu_us_per_msg");
+    row(w, "… load generator CPU (% of its one core)", "pipeline", "client_cpu_pct");
+    row(w, "handshakes/s (TCP + TLS 1.3 + Upgrade + close, 8 clients)", "handshake", "handshakes_per_s");
+    row(w, "… server CPU µs per handshake", "handshake", "server_cpu_us_per_handshake");
+    row(w, "… load generator CPU (% of its one core)", "handshake", "client_cpu_pct");
+    let idle = m("idle_conns");
+    row(w, &format!("KiB RSS per idle connection ({idle} open)"), "idle", "kib_per_conn");
+    row(
+        w,
+        "… kernel KiB per idle connection (KernelStack + SUnreclaim growth, whole machine, both ends)",
+        "idle",
+        "sys_kernel_kib_per_conn",
+    );
+    row(w, &format!("server CPU time over 10 s with {idle} idle connections (ms)"), "idle", "server_cpu_ms");
+    let _ = writeln!(
+        w,
+        "\nRatios: msgs/s and handshakes/s above 1 mean tinywss is faster; KiB and CPU µs above 1 \
+         mean it uses more. Where the load generator sits near 100 % of its core, it (not the \
+         server) limits the rate, and the server CPU µs per message or handshake is the fairer \
+         comparison. \"rustls floor\" speaks no WebSocket (handshake = TCP + TLS + close).\n"
+    );
+
+    let _ = writeln!(w, "## tinywss on its own\n");
+    let _ = writeln!(w, "### Idle connections\n");
+    let _ = writeln!(w, "| open connections | KiB RSS per connection | server RSS before → after | server CPU over the hold | wake-ups over the hold | threads |");
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|");
+    for (test, label) in [("idle", m("idle_conns")), ("idle-10k", m("idle_10k_conns"))] {
+        if results.rounds(test, "tinywss") == 0 {
+            continue;
+        }
+        let med = |f: &str| results.median(test, "tinywss", f);
+        let _ = writeln!(
+            w,
+            "| {label} | {} | {} → {} KiB | {} ms utime+stime ({} µs scheduled) in {} s | {} | {} |",
+            num(med("kib_per_conn")),
+            num(med("rss_before_kib")),
+            num(med("rss_after_kib")),
+            num(med("server_cpu_ms")),
+            num(med("server_sched_run_us")),
+            num(med("hold_s")),
+            num(med("server_wakeups")),
+            num(med("server_threads")),
+        );
+    }
+    let _ = writeln!(w, "\n10,000 connections: {}.\n", m("idle_10k_note"));
+
+    let failed =
+        |test: &str, server: &str| results.of(test, server).iter().filter(|r| r["errors"].as_u64() != Some(0)).count();
+    let _ = writeln!(w, "### Push latency: from `Handle::send` / `Handle::broadcast` to the client\n");
+    let _ = writeln!(w, "| scenario | tinywss p50 / p99 / p99.9 (µs) | tinywss max (µs) | tokio-tungstenite p50 / p99 / p99.9 (µs) | tokio-tungstenite max (µs) | rounds with a lost connection (tinywss / peer) |");
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
+    for (test, label) in [
+        ("push-send-1", "1 client, 10,000 sends at 2,000/s"),
+        ("push-send-100", "100 clients, 10,000 sends round-robin at 2,000/s"),
+        ("push-broadcast-100", "100 clients, 1,000 broadcasts at 100/s"),
+    ] {
+        let three = |s: &str| {
+            format!(
+                "{} / {} / {}",
+                num(results.median(test, s, "p50_us")),
+                num(results.median(test, s, "p99_us")),
+                num(results.median(test, s, "p999_us"))
+            )
+        };
+        let _ = writeln!(
+            w,
+            "| {label} | {} | {} | {} | {} | {} / {} of {} |",
+            three("tinywss"),
+            num(results.max(test, "tinywss", "max_us")),
+            three("tokio-tungstenite"),
+            num(results.max(test, "tokio-tungstenite", "max_us")),
+            failed(test, "tinywss"),
+            failed(test, "tokio-tungstenite"),
+            results.rounds(test, "tinywss"),
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\nThe tokio-tungstenite peer pushes the same way: a plain thread puts the stamped message \
+         into each connection task's bounded channel (`try_send`). p50/p99/p99.9 are medians over \
+         the rounds; max is the largest of any round. A lost connection is one that ended before \
+         the last message (the server's reason is in `target/bench/servers.log`).\n"
+    );
+
+    let _ = writeln!(w, "### Size and build\n");
+    let _ = writeln!(w, "| | |\n|---|---|");
+    let _ = writeln!(
+        w,
+        "| `examples/echo`, `--profile release-small`, stripped | {} bytes ({} KiB) |",
+        m("echo_size"),
+        m("echo_size_kib")
+    );
+    let _ = writeln!(
+        w,
+        "| clean build of the library, `cargo build --release --lib` in an empty target dir | {} s (2 cores, shared) |",
+        m("build_release_s")
+    );
+    let _ =
+        writeln!(w, "| crates in the library's normal dependency tree | {} ({}) |", m("dep_count"), m("dep_method"));
+
+    let _ = writeln!(w, "\n## Per-round figures\n");
+    let _ = writeln!(w, "| test | server | round | msgs/s | hs/s | p50 µs | p99 µs | max µs | KiB/conn | server CPU % | client CPU % | errors |");
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &results.rows {
+        let f = |k: &str| num(r[k].as_f64());
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["test"].as_str().unwrap_or("?"),
+            r["server"].as_str().unwrap_or("?"),
+            r["round"],
+            f("msgs_per_s"),
+            f("handshakes_per_s"),
+            f("p50_us"),
+            f("p99_us"),
+            f("max_us"),
+            f("kib_per_conn"),
+            f("server_cpu_pct"),
+            f("client_cpu_pct"),
+            r["errors"],
+        );
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(w, "\n{notes}");
+    }
+    std::fs::write(flags.required::<PathBuf>("out"), md).expect("write the report");
+}
+
+const METHOD: &str = "\
+- **Servers.** `tinywss`: `bench/src/bin/tinywss_server.rs`, the library with its defaults \
+(except `max_connections`), echoing from the application thread with `Handle::send`. \
+`tokio-tungstenite`: `tokio_ws_server.rs`, tokio-tungstenite 0.30 + tokio-rustls, one task per \
+client, tungstenite's default config, all ready messages echoed before one flush. `rustls floor`: \
+`tls_echo_server.rs`, tokio-rustls echoing 4-byte-length-prefixed frames, no WebSocket: the TLS \
+cost floor. All use rustls 0.23 with the ring provider, TLS 1.3, default session tickets, and \
+the same ECDSA P-256 certificate (rcgen). The tokio servers run as many worker threads as CPUs \
+they are allowed (1 when pinned).
+- **Load generator.** `loadgen.rs`: tokio on one thread, rustls client (ring) with session \
+resumption off (every handshake is a full one), tokio-tungstenite client. Each measurement: 1 s \
+warm-up, then {duration} s counted. Ping-pong: send 64 B, wait for the echo. Pipeline: 32 \
+messages in flight per connection, each batch of replies answered by as many new messages in \
+one flush. Handshake: 8 clients loop connect + TLS + Upgrade + close handshake. msgs/s counts \
+echoes received; latency is per message, send to echo.
+- **Pinning** (the same for every server): ping-pong with server and load generator both on \
+CPU 0 (`taskset -c 0`); pipeline and handshakes with the server on CPU 0 and the load generator \
+on CPU 1; idle and push not pinned.
+- **Idle memory and CPU.** The load generator opens and closes one connection (so one-time \
+set-up is not counted), reads the server's `VmRSS` (`/proc/PID/status`), opens 1,000 \
+connections (32 handshakes at a time), waits 1 s (2 s for the large run), reads `VmRSS` again: KiB per connection = \
+difference ÷ 1,000. Kernel memory is not in `VmRSS`: the growth of `KernelStack` and `SUnreclaim` in \
+`/proc/meminfo` over the same interval is shown too (whole machine, so the client's sockets \
+count as well; the load generator has one thread, so `KernelStack` grows by server threads only). \
+Then it holds them 10 s and reads the server's `utime + stime` \
+(`/proc/PID/stat`) and, finer, the run time and number of times scheduled summed over all \
+threads (`/proc/PID/task/*/schedstat`) before and after. The keepalive ping (30 s) does not \
+fall in the window.
+- **Push latency.** `tinywss_server --push-rate`: when the client sends `start`, an application \
+thread sends messages on a fixed schedule with `Handle::send` (round-robin over the \
+connections) or `Handle::broadcast`. Each payload starts with `CLOCK_MONOTONIC` nanoseconds \
+read just before the call; the load generator (another process on the same machine, same clock \
+as `Instant`) subtracts it from its own `CLOCK_MONOTONIC` when the message comes out of its \
+WebSocket reader. So the figure includes the dispatcher, the connection thread, TLS, loopback \
+TCP and the client's own decrypt. Separate processes keep the server's `/proc` figures its own; \
+`CLOCK_MONOTONIC` is one clock per machine, so no wall-clock step can distort it.
+";
