@@ -52,6 +52,9 @@ start_server() {
     esac
     local pin=()
     [ "$cpus" = all ] || pin=(taskset -c "$cpus")
+    # Emptied here, not by the redirection below: that one runs in the background job, and
+    # the wait loop could otherwise still see the previous server's "listening" line.
+    rm -f "$OUT/server.out" "$OUT/server.err"
     "${pin[@]}" "$B/$bin" --cert "$CERT" --key "$KEY" --bind "127.0.0.1:$port" --lifetime 600 "$@" \
         >"$OUT/server.out" 2>"$OUT/server.err" &
     SERVER_PID=$!
@@ -168,9 +171,11 @@ if [ "${SKIP_BUILD_TIME:-0}" != 1 ]; then
 fi
 
 # Distinct name@version pairs in the library's normal (non-dev, non-build) dependency
-# tree for this host, the library itself included.
+# tree for this host, the library itself included; then the same without procedural
+# macros and their own dependencies (they run in the compiler, not in the binary).
 meta dep_count "$(cargo tree -p tinywss -e normal --prefix none | awk '{print $1"@"$2}' | sort -u | wc -l)"
-meta dep_method "cargo tree -p tinywss -e normal --prefix none, distinct name@version, tinywss itself included"
+meta dep_linked "$(cargo tree -p tinywss -e normal,no-proc-macro --prefix none | awk '{print $1"@"$2}' | sort -u | wc -l)"
+meta dep_method "distinct name@version in cargo tree -p tinywss -e normal --prefix none, tinywss included"
 
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"

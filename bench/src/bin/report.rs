@@ -25,9 +25,17 @@ impl Results {
         self.rows.iter().filter(|r| r["test"] == test && r["server"] == server).collect()
     }
 
-    /// The median of one field over the rounds of a test.
+    /// The rounds that count for the medians: a throughput or idle run with any error
+    /// measured something else (a refused connection, a lost client) and is left out; a
+    /// push run keeps the latencies of what it received (lost connections are counted apart).
+    fn counted(&self, test: &str, server: &str) -> Vec<&Value> {
+        let clean = |r: &&Value| test.starts_with("push") || r["errors"].as_u64() == Some(0);
+        self.of(test, server).into_iter().filter(clean).collect()
+    }
+
+    /// The median of one field over the counted rounds of a test.
     fn median(&self, test: &str, server: &str, field: &str) -> Option<f64> {
-        let mut values: Vec<f64> = self.of(test, server).iter().filter_map(|r| r[field].as_f64()).collect();
+        let mut values: Vec<f64> = self.counted(test, server).iter().filter_map(|r| r[field].as_f64()).collect();
         if values.is_empty() {
             return None;
         }
@@ -124,7 +132,8 @@ fn main() {
         "\nThe machine is shared with other builds and tests, so CPU time is noisy: every figure is \
          the **median of {} interleaved rounds** (each round runs the servers in a rotated order, \
          a fresh server process per measurement), and the ratios matter more than the absolute \
-         numbers. The per-round figures are at the end.\n",
+         numbers. Throughput and idle runs that reported any error are left out of the medians; \
+         the per-round figures, errors included, are at the end.\n",
         m("rounds")
     );
 
@@ -259,8 +268,14 @@ fn main() {
         "| clean build of the library, `cargo build --release --lib` in an empty target dir | {} s (2 cores, shared) |",
         m("build_release_s")
     );
-    let _ =
-        writeln!(w, "| crates in the library's normal dependency tree | {} ({}) |", m("dep_count"), m("dep_method"));
+    let _ = writeln!(
+        w,
+        "| crates in the library's normal dependency tree | {} ({}); {} without procedural macros \
+             and their dependencies (`-e normal,no-proc-macro`): what is compiled into a program |",
+        m("dep_count"),
+        m("dep_method"),
+        m("dep_linked")
+    );
 
     let _ = writeln!(w, "\n## Per-round figures\n");
     let _ = writeln!(w, "| test | server | round | msgs/s | hs/s | p50 µs | p99 µs | max µs | KiB/conn | server CPU % | client CPU % | errors |");
