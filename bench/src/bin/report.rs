@@ -215,7 +215,9 @@ fn main() {
             num(med("server_threads")),
         );
     }
-    let _ = writeln!(w, "\n10,000 connections: {}.\n", m("idle_10k_note"));
+    let note =
+        if m("idle_10k_note") == "?" { "not measured (IDLE_10K=0)".to_owned() } else { m("idle_10k_note").to_string() };
+    let _ = writeln!(w, "\n10,000 connections: {note}.\n");
 
     let failed =
         |test: &str, server: &str| results.of(test, server).iter().filter(|r| r["errors"].as_u64() != Some(0)).count();
