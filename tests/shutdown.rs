@@ -35,7 +35,9 @@ fn shutdown_sends_1001_to_every_client_and_joins_all_threads() {
         })
         .collect();
     server.handle().shutdown().unwrap();
-    assert_eq!(tinywss_threads(), Vec::<String>::new(), "threads left after shutdown");
+    // Every thread has been joined; the kernel may list a joined thread in /proc for a
+    // moment longer (it clears the thread id, which join waits for, before it reaps it).
+    common::eventually("no tinywss thread is left after shutdown", || tinywss_threads().is_empty());
     for reader in readers {
         assert_eq!(reader.join().unwrap(), Some(CloseCode::Away));
     }
