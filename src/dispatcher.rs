@@ -63,9 +63,13 @@ pub(crate) struct Control {
     /// Set by the first close request and never cleared, so later requests (a slow
     /// client's queue stays full) are not counted or logged again.
     close_requested: AtomicBool,
-    /// Payload bytes in the outbound queue: added before a message is queued,
-    /// subtracted by the connection thread once it takes the message.
+    /// Payload bytes and messages in the outbound queue: added before a message is
+    /// queued, subtracted by the connection thread once it takes the message. The queue
+    /// itself is an unbounded channel that allocates only while it holds messages (a
+    /// bounded one allocates all its slots up front, 4 KiB per idle connection); these
+    /// counts are its bounds.
     queued_bytes: AtomicUsize,
+    queued_messages: AtomicUsize,
 }
 
 impl Control {
@@ -75,6 +79,7 @@ impl Control {
             close: Mutex::new(None),
             close_requested: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
+            queued_messages: AtomicUsize::new(0),
         }
     }
 
@@ -100,6 +105,7 @@ impl Control {
 
     /// The connection thread took a message of `len` bytes from its queue.
     pub(crate) fn dequeued(&self, len: usize) {
+        self.queued_messages.fetch_sub(1, Ordering::SeqCst);
         self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
     }
 }
@@ -123,6 +129,7 @@ struct Router {
     to_wake: Vec<Arc<Control>>,
     stats: Arc<Counters>,
     max_queued_bytes: usize,
+    max_queued_messages: usize,
     policy: SlowConsumerPolicy,
 }
 
@@ -135,6 +142,7 @@ pub(crate) fn run(commands: Receiver<Command>, stats: Arc<Counters>, limits: &Li
             to_wake: Vec::new(),
             stats,
             max_queued_bytes: limits.outbound_queue_bytes,
+            max_queued_messages: limits.outbound_queue,
             policy: limits.slow_consumer,
         },
     };
@@ -237,14 +245,13 @@ impl Router {
         let control = &entry.link.control;
         let len = message.len();
         let before = control.queued_bytes.fetch_add(len, Ordering::SeqCst);
-        let result = if before > 0 && before + len > self.max_queued_bytes {
-            Err(TrySendError::Full(message))
-        } else {
-            entry.link.outbox.try_send(message)
-        };
+        let count = control.queued_messages.fetch_add(1, Ordering::SeqCst);
+        let full = count >= self.max_queued_messages || (before > 0 && before + len > self.max_queued_bytes);
+        let result = if full { Err(TrySendError::Full(message)) } else { entry.link.outbox.try_send(message) };
         match result {
             Ok(()) => self.to_wake.push(Arc::clone(control)),
             Err(failed) => {
+                control.queued_messages.fetch_sub(1, Ordering::SeqCst);
                 control.queued_bytes.fetch_sub(len, Ordering::SeqCst);
                 bump(&self.stats.dropped);
                 if let TrySendError::Full(_) = failed {

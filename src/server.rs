@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::connection::{self, Connection, Context};
 use crate::dispatcher::{self, Command, Control, Link};
@@ -233,7 +233,8 @@ impl Acceptor {
         // Small WebSocket messages must leave at once, not wait for Nagle's algorithm.
         socket.set_nodelay(true)?;
         let control = Arc::new(Control::new(Waker::new()?));
-        let (outbox, outbox_rx) = bounded(self.context.limits.outbound_queue);
+        // Unbounded channel, bounded by the dispatcher's counts (see `Control`).
+        let (outbox, outbox_rx) = unbounded();
         let link = Link { outbox, control: Arc::clone(&control) };
         let conn = Connection { id, peer, socket, control, outbox: outbox_rx, context: Arc::clone(&self.context) };
         let open = OpenGuard::new(Arc::clone(&self.context.stats));
