@@ -4,18 +4,14 @@ mod common;
 
 use std::io::Write;
 
-use common::{assert_echo, close_reason_of, frame, next_open, proc_status_kib, raw_websocket, read_close_code, start};
+use common::{assert_echo, close_reason_of, frame, proc_status_kib, read_close_code, start};
 use tinywss::CloseReason;
 
 const LIMIT: usize = 64 * 1024;
 
 fn expect_1009(bytes: &[u8]) {
     let server = start(|b| b.max_message_size(LIMIT).max_frame_size(LIMIT / 2));
-    let events = server.echo();
-    let mut good = server.connect("/");
-    next_open(&events);
-    let mut raw = raw_websocket(server.addr, &server.certs.files.ca);
-    let offender = next_open(&events);
+    let common::Offender { events, mut good, mut raw, id: offender } = server.offender();
     // The server may close before it has read everything: ignore write errors.
     let _ = raw.write_all(bytes).and_then(|_| raw.flush());
     assert_eq!(read_close_code(&mut raw), Some(1009));
@@ -45,11 +41,7 @@ fn fragmented_message_larger_than_max_message_size() {
 #[test]
 fn hundred_mebibyte_frame_header_is_refused_without_allocating() {
     let server = start(|b| b);
-    let events = server.echo();
-    let mut good = server.connect("/");
-    next_open(&events);
-    let mut raw = raw_websocket(server.addr, &server.certs.files.ca);
-    let offender = next_open(&events);
+    let common::Offender { events, mut good, mut raw, id: offender } = server.offender();
     let before = proc_status_kib("VmHWM");
     // Only the header: 100 MiB announced, 8 bytes of payload sent.
     let mut header = vec![0x82, 0x80 | 127];

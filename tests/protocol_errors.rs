@@ -5,17 +5,13 @@ mod common;
 
 use std::io::Write;
 
-use common::{assert_echo, close_reason_of, frame, next_open, raw_websocket, read_close_code, start};
+use common::{assert_echo, close_reason_of, frame, read_close_code, start};
 use tinywss::CloseReason;
 
 /// Sends `bytes` on a fresh raw connection and returns (close code received, reason reported).
 fn offend(bytes: &[u8], expected: u16) {
     let server = start(|b| b);
-    let events = server.echo();
-    let mut good = server.connect("/");
-    next_open(&events);
-    let mut raw = raw_websocket(server.addr, &server.certs.files.ca);
-    let offender = next_open(&events);
+    let common::Offender { events, mut good, mut raw, id: offender } = server.offender();
     raw.write_all(bytes).unwrap();
     raw.flush().unwrap();
     assert_eq!(read_close_code(&mut raw), Some(expected), "close code for {bytes:02x?}");

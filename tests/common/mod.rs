@@ -275,6 +275,26 @@ pub fn raw_websocket(addr: SocketAddr, ca: &Path) -> Raw {
     raw
 }
 
+/// An offender and a witness on an echoing server: the events, a well-behaved client,
+/// and a raw client past the Upgrade with its connection id, both open.
+pub struct Offender {
+    pub events: mpsc::Receiver<Event>,
+    pub good: Client,
+    pub raw: Raw,
+    pub id: ConnectionId,
+}
+
+impl TestServer {
+    pub fn offender(&self) -> Offender {
+        let events = self.echo();
+        let good = self.connect("/");
+        next_open(&events);
+        let raw = raw_websocket(self.addr, &self.certs.files.ca);
+        let id = next_open(&events);
+        Offender { events, good, raw, id }
+    }
+}
+
 /// Encodes one frame. `first` is the first byte (FIN, RSV bits, opcode); clients mask.
 pub fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     let mask_bit = if masked { 0x80 } else { 0 };
