@@ -335,8 +335,8 @@ Then it holds them 10 s and reads the server's `utime + stime` \
 (`/proc/PID/stat`) and, finer, the run time and number of times scheduled summed over all \
 threads (`/proc/PID/task/*/schedstat`) before and after. The keepalive ping (30 s) does not \
 fall in the window.
-- **Push latency.** `tinywss_server --push-rate`: when the client sends `start`, an application \
-thread sends messages on a fixed schedule with `Handle::send` (round-robin over the \
+- **Push latency.** `tinywss_server --push-rate`: once the load generator's clients are all \
+connected, one of them sends `start N`; when N connections are open, an application thread sends messages on a fixed schedule with `Handle::send` (round-robin over the \
 connections) or `Handle::broadcast`. Each payload starts with `CLOCK_MONOTONIC` nanoseconds \
 read just before the call; the load generator (another process on the same machine, same clock \
 as `Instant`) subtracts it from its own `CLOCK_MONOTONIC` when the message comes out of its \
