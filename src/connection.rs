@@ -136,12 +136,7 @@ impl Thread<'_> {
         let mut stream = match self.tls_handshake(socket) {
             Ok(stream) => stream,
             Err(e) => {
-                bump(if matches!(e, Error::Timeout(_)) {
-                    &stats.handshakes_timed_out
-                } else {
-                    &stats.handshakes_failed_tls
-                });
-                self.context.failure_log.report(self.id, self.peer, "TLS handshake", &e);
+                self.handshake_failed(&e, &stats.handshakes_failed_tls, "TLS handshake");
                 return None;
             }
         };
@@ -165,16 +160,17 @@ impl Thread<'_> {
                 None
             }
             Err(e) => {
-                bump(if matches!(e, Error::Timeout(_)) {
-                    &stats.handshakes_timed_out
-                } else {
-                    &stats.handshakes_failed_http
-                });
-                self.context.failure_log.report(self.id, self.peer, "HTTP request", &e);
+                self.handshake_failed(&e, &stats.handshakes_failed_http, "HTTP request");
                 stream.close_notify();
                 None
             }
         }
+    }
+
+    /// Counts a failed handshake (as a timeout, or under `counter`) and reports it.
+    fn handshake_failed(&self, error: &Error, counter: &AtomicU64, what: &str) {
+        bump(if matches!(error, Error::Timeout(_)) { &self.context.stats.handshakes_timed_out } else { counter });
+        self.context.failure_log.report(self.id, self.peer, what, error);
     }
 
     fn tls_handshake(&self, socket: TcpStream) -> Result<Transport, Error> {

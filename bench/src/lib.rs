@@ -66,6 +66,16 @@ fn fail(usage: &str, problem: &str) -> ! {
     std::process::exit(2);
 }
 
+/// The peers' tokio runtime: `--threads` workers, by default one per CPU the process may use.
+pub fn tokio_runtime(flags: &Flags) -> tokio::runtime::Runtime {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(flags.get("threads", cpus))
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Nanoseconds of `CLOCK_MONOTONIC`: the clock behind `Instant`, one per machine, so a
 /// timestamp taken in one process can be compared with one taken in another.
 pub fn mono_nanos() -> u64 {

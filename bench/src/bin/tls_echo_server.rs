@@ -24,12 +24,7 @@ const MAX_FRAME: usize = 1 << 20;
 fn main() {
     let flags = Flags::parse(USAGE, &["bind", "cert", "key", "threads", "lifetime"]);
     let tls = server_tls(&flags.required::<PathBuf>("cert"), &flags.required::<PathBuf>("key"), &[]);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(flags.get("threads", cpus))
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tinywss_bench::tokio_runtime(&flags);
     let bind = flags.get("bind", "127.0.0.1:9003".to_string());
     let lifetime = Duration::from_secs(flags.get("lifetime", 900));
     runtime.block_on(async move {

@@ -46,12 +46,7 @@ fn main() {
         &["bind", "cert", "key", "threads", "lifetime", "push-rate", "push-count", "push-size", "push-mode"],
     );
     let tls = server_tls(&flags.required::<PathBuf>("cert"), &flags.required::<PathBuf>("key"), &[b"http/1.1"]);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(flags.get("threads", cpus))
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tinywss_bench::tokio_runtime(&flags);
     let bind = flags.get("bind", "127.0.0.1:9002".to_string());
     let lifetime = Duration::from_secs(flags.get("lifetime", 900));
     let shared = Arc::new(Shared { push: PushPlan::from_flags(&flags), conns: Mutex::new(Vec::new()) });
