@@ -186,9 +186,12 @@ impl ConfigBuilder {
         self
     }
 
-    /// How many outgoing messages may wait for one client. When a client reads too
-    /// slowly and its queue is full, the [`slow_consumer_policy`](Self::slow_consumer_policy)
-    /// applies: one slow client never holds back the dispatcher or the others.
+    /// How many outgoing messages may wait for one client whose socket is full (it
+    /// reads too slowly). Then the [`slow_consumer_policy`](Self::slow_consumer_policy)
+    /// applies: one slow client never holds back the application or the others. While
+    /// the client's socket still takes bytes, the connection thread is only waiting for
+    /// a CPU, and up to four times as many may wait (the byte bound,
+    /// [`outbound_queue_bytes`](Self::outbound_queue_bytes), holds either way).
     ///
     /// Defaults to `64`.
     pub fn outbound_queue(mut self, messages: usize) -> Self {
@@ -196,9 +199,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// How many payload bytes may wait for one client, counted like
-    /// [`outbound_queue`](Self::outbound_queue). A message larger than this is still
-    /// accepted when the client's queue is empty, so any message can be sent once.
+    /// How many payload bytes may wait for one client, whether or not its socket is
+    /// full: this bounds the memory a client can hold. A message larger than this is
+    /// still accepted when the client's queue is empty, so any message can be sent once.
     ///
     /// Defaults to 1 MiB.
     pub fn outbound_queue_bytes(mut self, bytes: usize) -> Self {

@@ -16,8 +16,8 @@ use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 use tungstenite::Message as WsMessage;
 
 use crate::config::Limits;
-use crate::dispatcher::{Command, Control};
 use crate::policy::Policy;
+use crate::registry::{Control, Registry};
 use crate::session::Session;
 use crate::stats::{add, bump, Counters};
 use crate::stream::{would_block, PlainStream, Progress, TlsStream, Transport};
@@ -34,7 +34,7 @@ pub(crate) struct Context {
     /// `None` for plain `ws://` behind a TLS-terminating proxy.
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) events: Sender<Event>,
-    pub(crate) commands: Sender<Command>,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) stats: Arc<Counters>,
     /// Never receives; disconnects when shutdown begins, to unblock event sends.
     pub(crate) shutdown: Receiver<()>,
@@ -80,7 +80,7 @@ pub(crate) fn run(conn: Connection) {
     if let Some(accepted) = thread.handshake(socket) {
         serve_websocket(&thread, &outbox, accepted);
     }
-    let _ = context.commands.send(Command::Unregister { id });
+    context.registry.unregister(id);
     let unsent = outbox.try_iter().count();
     if unsent > 0 {
         add(&context.stats.dropped, unsent);
@@ -101,7 +101,7 @@ fn serve_websocket(thread: &Thread<'_>, outbox: &Receiver<WsMessage>, accepted: 
     let Accepted { stream, info, leftover } = accepted;
     let (id, context) = (thread.id, thread.context);
     let data = info.data.clone();
-    let _ = context.commands.send(Command::Opened { id });
+    context.registry.opened(id);
     context.stats.websockets.fetch_add(1, Ordering::SeqCst);
     // The path only: the query may carry a token.
     let path = info.path.split('?').next().unwrap_or_default();
@@ -113,7 +113,7 @@ fn serve_websocket(thread: &Thread<'_>, outbox: &Receiver<WsMessage>, accepted: 
     session.finish();
     context.stats.websockets.fetch_sub(1, Ordering::SeqCst);
     // Unregister before the Close event: a send made after seeing it is counted as dropped.
-    let _ = context.commands.send(Command::Unregister { id });
+    context.registry.unregister(id);
     log::debug!("{id}: {reason} after {:.1?}; {}", started.elapsed(), session.traffic);
     context.emit(Event::Close { conn: id, reason, data });
 }

@@ -40,7 +40,7 @@ pub fn frame_loop(data: &[u8]) {
 
     use crate::config::Limits;
     use crate::connection::{Context, Thread};
-    use crate::dispatcher::Control;
+    use crate::registry::{Control, Registry};
     use crate::session::Session;
     use crate::stream::{MemoryStream, Transport};
 
@@ -48,7 +48,6 @@ pub fn frame_loop(data: &[u8]) {
     let Ok(waker) = crate::wait::Waker::new() else { return };
     let limits = Limits { max_message_size: 4096, max_frame_size: 1024, ..Limits::default() };
     let (events, events_rx) = crossbeam_channel::unbounded();
-    let (commands, _commands_rx) = crossbeam_channel::unbounded();
     let (_shutdown_signal, shutdown) = crossbeam_channel::bounded(0);
     let context = Context {
         limits,
@@ -56,7 +55,7 @@ pub fn frame_loop(data: &[u8]) {
         started: Instant::now(),
         tls: None,
         events,
-        commands,
+        registry: Arc::new(Registry::new(Arc::default(), &limits)),
         stats: Arc::default(),
         shutdown,
         failure_log: Default::default(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tungstenite::Message as WsMessage;
 
-use crate::dispatcher::Command;
+use crate::registry::Registry;
 use crate::reload::Reloader;
 use crate::stats::Counters;
 use crate::wait::Waker;
@@ -20,12 +20,12 @@ use crate::{ConnectionId, Error, Message, Stats};
 ///
 /// # About threads and cloning
 ///
-/// `Handle` is `Clone + Send + Sync`: give a clone to every thread that needs one. All
-/// clones talk to the same dispatcher thread through one bounded channel. `send`,
-/// `broadcast` and `close` only queue a command: they return at once and never wait
-/// for a client. The dispatcher then moves the message to the connection's own bounded
-/// queue and wakes its thread. Messages sent through one handle to one connection
-/// arrive in the order they were sent.
+/// `Handle` is `Clone + Send + Sync`: give a clone to every thread that needs one.
+/// `send`, `broadcast`, `publish` and `close` do their work in the calling thread and
+/// never wait for a client: they put the message on each connection's own bounded
+/// queue and wake its thread (a system call, about a microsecond, per connection that
+/// was asleep). Messages and closes for one connection arrive in the order the calls
+/// returned, whichever threads made them.
 ///
 /// Only [`shutdown`](Handle::shutdown) blocks, up to the configured shutdown timeout.
 #[derive(Clone)]
@@ -35,7 +35,7 @@ pub struct Handle {
 
 /// What all handles share.
 pub(crate) struct Shared {
-    pub(crate) commands: Sender<Command>,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) stats: Arc<Counters>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) acceptor_waker: Arc<Waker>,
@@ -51,7 +51,6 @@ pub(crate) struct Shared {
 pub(crate) struct Threads {
     /// Returns the connection threads it started.
     pub(crate) acceptor: JoinHandle<Vec<JoinHandle<()>>>,
-    pub(crate) dispatcher: JoinHandle<()>,
     /// Dropped to release connection threads waiting on a full events channel.
     pub(crate) shutdown_signal: Sender<()>,
     /// Disconnects when the last connection thread ends.
@@ -71,7 +70,7 @@ impl Handle {
 
     /// Queues a message for one connection.
     ///
-    /// Returns once the command is queued; delivery happens on the connection's thread.
+    /// Returns once the message is queued; sending happens on the connection's thread.
     /// A message for a connection that is not open (any more) is dropped and counted in
     /// [`Stats::dropped`]; one that finds the client's outbound queue full closes that
     /// client with 1013 (see [`ConfigBuilder::outbound_queue`](crate::ConfigBuilder::outbound_queue)).
@@ -80,7 +79,7 @@ impl Handle {
     ///
     /// [`Error::Closed`] after shutdown.
     pub fn send(&self, conn: ConnectionId, message: impl Into<Message>) -> Result<(), Error> {
-        self.command(Command::Send { id: conn, message: to_ws(message.into()) })
+        self.shared.registry.send(conn, to_ws(message.into()))
     }
 
     /// Queues a message for every open connection. The payload is shared between
@@ -90,7 +89,7 @@ impl Handle {
     ///
     /// [`Error::Closed`] after shutdown.
     pub fn broadcast(&self, message: impl Into<Message>) -> Result<(), Error> {
-        self.command(Command::Broadcast { message: to_ws(message.into()) })
+        self.shared.registry.broadcast(to_ws(message.into()))
     }
 
     /// Starts the close handshake with one connection: messages queued before this call
@@ -105,7 +104,7 @@ impl Handle {
         if !sendable_close_code(code) {
             return Err(Error::InvalidCloseCode(code));
         }
-        self.command(Command::Close { id: conn, code, reason: reason.to_owned() })
+        self.shared.registry.close(conn, code, reason)
     }
 
     /// Adds an open connection to `room` (rooms exist while they have members). A
@@ -115,7 +114,7 @@ impl Handle {
     ///
     /// [`Error::Closed`] after shutdown.
     pub fn join(&self, conn: ConnectionId, room: &str) -> Result<(), Error> {
-        self.command(Command::Join { id: conn, room: room.to_owned() })
+        self.shared.registry.join(conn, room)
     }
 
     /// Removes a connection from `room`.
@@ -124,7 +123,7 @@ impl Handle {
     ///
     /// [`Error::Closed`] after shutdown.
     pub fn leave(&self, conn: ConnectionId, room: &str) -> Result<(), Error> {
-        self.command(Command::Leave { id: conn, room: room.to_owned() })
+        self.shared.registry.leave(conn, room)
     }
 
     /// Queues a message for every member of `room`. The payload is shared between the
@@ -134,7 +133,7 @@ impl Handle {
     ///
     /// [`Error::Closed`] after shutdown.
     pub fn publish(&self, room: &str, message: impl Into<Message>) -> Result<(), Error> {
-        self.command(Command::Publish { room: room.to_owned(), message: to_ws(message.into()), except: None })
+        self.shared.registry.publish(room, to_ws(message.into()), None)
     }
 
     /// Like [`publish`](Handle::publish), but not to `sender` (a chat message goes to
@@ -144,8 +143,7 @@ impl Handle {
     ///
     /// [`Error::Closed`] after shutdown.
     pub fn publish_except(&self, room: &str, message: impl Into<Message>, sender: ConnectionId) -> Result<(), Error> {
-        let message = to_ws(message.into());
-        self.command(Command::Publish { room: room.to_owned(), message, except: Some(sender) })
+        self.shared.registry.publish(room, to_ws(message.into()), Some(sender))
     }
 
     /// A snapshot of the server's counters.
@@ -191,13 +189,12 @@ impl Handle {
         let Some(threads) = threads else { return Ok(()) };
         log::info!("shutting down {}", self.shared.local_addr);
         let deadline = Instant::now() + self.shared.shutdown_timeout;
-        // 1. No new clients; every Register the acceptor sent is queued before step 2.
+        // 1. No new clients: every connection the acceptor started is registered by now.
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.acceptor_waker.wake();
         let connections = threads.acceptor.join().unwrap_or_default();
         // 2. Every connection, open or in handshake, is asked to close with 1001.
-        let _ = self.shared.commands.send(Command::Shutdown);
-        let _ = threads.dispatcher.join();
+        self.shared.registry.shutdown();
         // 3. Threads waiting on a full events channel give up on it.
         drop(threads.shutdown_signal);
         let all_done = matches!(threads.alive.recv_deadline(deadline), Err(RecvTimeoutError::Disconnected));
@@ -214,10 +211,6 @@ impl Handle {
         }
         log::info!("shut down {}", self.shared.local_addr);
         Ok(())
-    }
-
-    fn command(&self, command: Command) -> Result<(), Error> {
-        self.shared.commands.send(command).map_err(|_| Error::Closed)
     }
 }
 

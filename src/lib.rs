@@ -16,8 +16,9 @@
 //!         │ Event                                   ▲ Message (bounded queue per client)
 //!         │ (bounded channel, in order per client)  │ + waker
 //!         ▼                                         │
-//!  the application ── Handle::send/broadcast/close ──► dispatcher thread
-//!  (Server::events)                                    (owns the registry of connections)
+//!  the application ── Handle::send/broadcast/close ─────┘
+//!  (Server::events)   in the caller's thread: find the client in the shared
+//!                     registry, queue the message, ring the client's waker
 //! ```
 //!
 //! Each client thread sleeps in `poll(2)` until its socket has bytes, the application
@@ -96,8 +97,9 @@
 //!
 //! ## Threads and shutdown
 //!
-//! [`Server::bind`] starts an acceptor thread and a dispatcher thread; each client gets
-//! its own thread. [`Server::events`] is a crossbeam `Receiver`, so the application can
+//! [`Server::bind`] starts an acceptor thread; each client gets its own thread. There is
+//! no thread in between: [`Handle`] calls queue messages straight onto the clients'
+//! queues. [`Server::events`] is a crossbeam `Receiver`, so the application can
 //! `select!` it together with its own channels. [`Handle::shutdown`] (or dropping the
 //! [`Server`]) closes every client with 1001 and joins all threads within the shutdown
 //! timeout; the events channel then ends.
@@ -123,7 +125,6 @@
 
 mod config;
 mod connection;
-mod dispatcher;
 mod error;
 mod event;
 mod files;
@@ -134,6 +135,7 @@ pub mod fuzz;
 mod handle;
 mod http;
 mod policy;
+mod registry;
 mod reload;
 mod request;
 mod rooms;

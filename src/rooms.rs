@@ -1,4 +1,4 @@
-//! Rooms (topics): named groups of connections, owned by the dispatcher thread.
+//! Rooms (topics): named groups of connections, kept in the registry.
 
 use std::collections::{BTreeSet, HashMap};
 

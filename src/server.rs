@@ -1,4 +1,4 @@
-//! [`Server::bind`]: the listening socket, the acceptor thread and the dispatcher thread.
+//! [`Server::bind`]: the listening socket and the acceptor thread.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,17 +9,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::connection::{self, Connection, Context};
-use crate::dispatcher::{self, Command, Control, Link};
 use crate::handle::{Handle, Shared, Threads};
+use crate::registry::{Control, Link, Registry};
 use crate::reload::Reloader;
 use crate::stats::{bump, Counters};
 use crate::stream::would_block;
 use crate::wait::{wait, Waker};
 use crate::{Config, ConnectionId, Error, Event};
-
-/// How many commands (sends, broadcasts, closes) may wait for the dispatcher. It never
-/// blocks, so this only absorbs bursts.
-const COMMAND_QUEUE: usize = 1024;
 
 /// A running WSS server: its threads are started by [`Server::bind`].
 ///
@@ -42,7 +38,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket and starts the acceptor and dispatcher threads.
+    /// Binds the listening socket and starts the acceptor thread.
     ///
     /// # Errors
     ///
@@ -57,7 +53,7 @@ impl Server {
 
         let stats = Arc::new(Counters::default());
         let (events_tx, events) = bounded(limits.events_capacity);
-        let (commands, commands_rx) = bounded(COMMAND_QUEUE);
+        let registry = Arc::new(Registry::new(Arc::clone(&stats), &limits));
         let (shutdown_signal, shutdown) = bounded(0);
         let (alive, alive_rx) = bounded(0);
         let shutdown_timeout = limits.shutdown_timeout;
@@ -67,16 +63,12 @@ impl Server {
             started: Instant::now(),
             tls: tls.server_config,
             events: events_tx,
-            commands: commands.clone(),
+            registry: Arc::clone(&registry),
             stats: Arc::clone(&stats),
             shutdown,
             failure_log: Default::default(),
         });
 
-        let dispatcher_stats = Arc::clone(&stats);
-        let dispatcher_limits = context.limits.clone();
-        let dispatcher =
-            spawn("tinywss-dispatch", move || dispatcher::run(commands_rx, dispatcher_stats, &dispatcher_limits))?;
         let acceptor = Acceptor {
             listener,
             waker: Arc::new(Waker::new()?),
@@ -97,9 +89,9 @@ impl Server {
             );
         }
 
-        let threads = Threads { acceptor, dispatcher, shutdown_signal, alive: alive_rx };
+        let threads = Threads { acceptor, shutdown_signal, alive: alive_rx };
         let shared = Shared {
-            commands,
+            registry,
             stats,
             local_addr,
             acceptor_waker,
@@ -233,15 +225,15 @@ impl Acceptor {
         // Small WebSocket messages must leave at once, not wait for Nagle's algorithm.
         socket.set_nodelay(true)?;
         let control = Arc::new(Control::new(Waker::new()?));
-        // Unbounded channel, bounded by the dispatcher's counts (see `Control`).
+        // Unbounded channel, bounded by the registry's counts (see `Control`).
         let (outbox, outbox_rx) = unbounded();
         let link = Link { outbox, control: Arc::clone(&control) };
         let conn = Connection { id, peer, socket, control, outbox: outbox_rx, context: Arc::clone(&self.context) };
         let open = OpenGuard::new(Arc::clone(&self.context.stats));
         let alive = self.alive.clone();
         let (ended, acceptor) = (Arc::clone(&self.ended), Arc::clone(&self.waker));
-        // Register before the thread runs, so its Unregister can never come first.
-        let _ = self.context.commands.send(Command::Register { id, link });
+        // Register before the thread runs, so its unregistering can never come first.
+        self.context.registry.register(id, link);
         let spawned = thread::Builder::new()
             .name(format!("tinywss-conn-{}", id.0))
             .stack_size(self.context.limits.thread_stack_size)
@@ -260,7 +252,7 @@ impl Acceptor {
                 Ok(thread)
             }
             Err(e) => {
-                let _ = self.context.commands.send(Command::Unregister { id });
+                self.context.registry.unregister(id);
                 Err(e)
             }
         }

@@ -293,7 +293,7 @@ impl<'a> Session<'a> {
         match self.ws.write(message) {
             Ok(()) => {}
             // Buffered in tungstenite; the socket is full for now.
-            Err(WsError::Io(e)) if would_block(&e) => self.want_write = true,
+            Err(WsError::Io(e)) if would_block(&e) => self.socket_full(true),
             Err(e) => {
                 bump(&stats.dropped);
                 log::debug!("{}: message not sent: {e}", self.thread.id);
@@ -378,12 +378,12 @@ impl<'a> Session<'a> {
     fn flush(&mut self) -> Option<CloseReason> {
         match self.ws.flush() {
             Ok(()) => {
-                self.want_write = false;
+                self.socket_full(false);
                 self.stalled = None;
                 None
             }
             Err(WsError::Io(e)) if would_block(&e) => {
-                self.want_write = true;
+                self.socket_full(true);
                 let sent = self.ws.get_ref().inner.bytes_sent();
                 if self.stalled.is_none_or(|(_, before)| before != sent) {
                     self.stalled = Some((Instant::now(), sent));
@@ -394,6 +394,15 @@ impl<'a> Session<'a> {
             Err(WsError::ConnectionClosed) => Some(self.clean_end()),
             Err(WsError::Io(e)) => Some(CloseReason::Error(tls_error(e))),
             Err(e) => Some(CloseReason::Error(Error::Protocol(e.to_string()))),
+        }
+    }
+
+    /// Waits for the socket to take bytes (`full`) or not; the registry judges slow
+    /// consumers by it.
+    fn socket_full(&mut self, full: bool) {
+        if self.want_write != full {
+            self.want_write = full;
+            self.thread.control.set_socket_full(full);
         }
     }
 

@@ -15,7 +15,8 @@ fn shutdown_sends_1001_to_every_client_and_joins_all_threads() {
     let events = server.echo();
     let clients: Vec<_> = (0..5).map(|_| server.connect("/")).collect();
     let conns: Vec<_> = clients.iter().map(|_| next_open(&events)).collect();
-    assert!(tinywss_threads().len() >= 7, "{:?}", tinywss_threads());
+    // The acceptor and one thread per client.
+    assert!(tinywss_threads().len() >= 6, "{:?}", tinywss_threads());
 
     // Clients read concurrently, as real ones would, and answer the Close frame.
     let readers: Vec<_> = clients
