@@ -49,13 +49,14 @@ pub fn frame_loop(data: &[u8]) {
     let limits = Limits { max_message_size: 4096, max_frame_size: 1024, ..Limits::default() };
     let (events, events_rx) = crossbeam_channel::unbounded();
     let (_shutdown_signal, shutdown) = crossbeam_channel::bounded(0);
+    let registry = Arc::new(Registry::new(Arc::default(), &limits));
     let context = Context {
         limits,
         policy: Policy::default(),
         started: Instant::now(),
         tls: None,
         events,
-        registry: Arc::new(Registry::new(Arc::default(), &limits)),
+        registry,
         stats: Arc::default(),
         shutdown,
         failure_log: Default::default(),
