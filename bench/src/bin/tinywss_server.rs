@@ -23,7 +23,7 @@ use tinywss::{Config, ConnectionId, Event, Handle, Message, Server};
 use tinywss_bench::{Flags, PushMode, PushPlan};
 
 const USAGE: &str = "usage: tinywss_server --cert PEM --key PEM [--bind ADDR (127.0.0.1:9001)] \
-[--max-connections N (20000)] [--events-capacity N (256)] [--lifetime SECS (900)] [--push-rate MSGS_PER_S --push-count N (10000) \
+[--max-connections N (20000)] [--events-capacity N (library default)] [--lifetime SECS (900)] [--push-rate MSGS_PER_S --push-count N (10000) \
 --push-size BYTES (64) --push-mode send|broadcast (send)]";
 
 fn main() {
@@ -44,13 +44,16 @@ fn main() {
         ],
     );
     let push = PushPlan::from_flags(&flags);
-    let config = Config::builder()
+    let mut builder = Config::builder()
         .bind(flags.get("bind", "127.0.0.1:9001".to_string()))
         .tls_pem_files(flags.required::<PathBuf>("cert"), flags.required::<PathBuf>("key"))
         // The default (256) suits a small device; the idle tests open 10,000.
-        .max_connections(flags.get("max-connections", 20_000))
-        // For experiments only; the benchmarks use the library default (256).
-        .events_capacity(flags.get("events-capacity", 256))
+        .max_connections(flags.get("max-connections", 20_000));
+    // For experiments only; the benchmarks use the library default.
+    if flags.has("events-capacity") {
+        builder = builder.events_capacity(flags.get("events-capacity", 1024));
+    }
+    let config = builder
         .build()
         .unwrap_or_else(|e| {
             eprintln!("tinywss_server: {e}");
