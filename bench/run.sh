@@ -121,7 +121,7 @@ echo "== push latency (tinywss and the tokio-tungstenite peer)"
 for round in $(seq "$ROUNDS"); do
     for server in tinywss tokio-tungstenite; do
         for scenario in "push-send-1 1 send 10000 2000" "push-send-100 100 send 10000 2000" \
-            "push-broadcast-100 100 broadcast 1000 100"; do
+            "push-broadcast-100 100 broadcast 1000 100" "push-broadcast-1000 1000 broadcast 500 50"; do
             read -r test conns mode count rate <<<"$scenario"
             start_server "$server" all --push-rate "$rate" --push-count "$count" --push-mode "$mode"
             "$B/loadgen" --ca "$CA" --addr "$SERVER_ADDR" --mode push --conns "$conns" --label "$server" \

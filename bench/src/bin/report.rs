@@ -228,6 +228,7 @@ fn main() {
         ("push-send-1", "1 client, 10,000 sends at 2,000/s"),
         ("push-send-100", "100 clients, 10,000 sends round-robin at 2,000/s"),
         ("push-broadcast-100", "100 clients, 1,000 broadcasts at 100/s"),
+        ("push-broadcast-1000", "1,000 clients, 500 broadcasts at 50/s (fan-out: 500,000 deliveries)"),
     ] {
         let three = |s: &str| {
             format!(
