@@ -150,7 +150,7 @@ CAP_SYS_RESOURCE"
     echo "== idle: $n connections to tinywss"
     (
         ulimit -n "$hard"
-        measure idle-10k 1 tinywss all all --mode idle --conns "$n" --settle 2 --hold 10 --timeout 240
+        measure idle-10k 1 tinywss all all --mode idle --conns "$n" --settle 2 --hold 30 --timeout 300
     )
 fi
 

@@ -341,7 +341,7 @@ connected, one of them sends `start N`; when N connections are open, an applicat
 connections) or `Handle::broadcast`. Each payload starts with `CLOCK_MONOTONIC` nanoseconds \
 read just before the call; the load generator (another process on the same machine, same clock \
 as `Instant`) subtracts it from its own `CLOCK_MONOTONIC` when the message comes out of its \
-WebSocket reader. So the figure includes the dispatcher, the connection thread, TLS, loopback \
+WebSocket reader. So the figure includes queueing, waking the connection thread, TLS, loopback \
 TCP and the client's own decrypt. Separate processes keep the server's `/proc` figures its own; \
 `CLOCK_MONOTONIC` is one clock per machine, so no wall-clock step can distort it.
 ";
