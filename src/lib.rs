@@ -10,8 +10,8 @@
 //!         │ accept (acceptor thread; enforces max_connections)
 //!         ▼
 //!  one thread per client ("tinywss-conn-<id>", small stack)
-//!    TLS handshake (rustls)   ─┐ one deadline for both
-//!    HTTP/1.1 Upgrade         ─┘
+//!    TLS handshake (rustls)   ─┐ one deadline for both, on a short-lived
+//!    HTTP/1.1 Upgrade         ─┘ thread of their own ("tinywss-hs-<id>")
 //!    frame loop (tungstenite): poll(socket, waker, timers)
 //!         │ Event                                   ▲ Message (bounded queue per client)
 //!         │ (bounded channel, in order per client)  │ + waker

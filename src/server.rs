@@ -236,7 +236,7 @@ impl Acceptor {
         self.context.registry.register(id, link);
         let spawned = thread::Builder::new()
             .name(format!("tinywss-conn-{}", id.0))
-            .stack_size(self.context.limits.thread_stack_size)
+            .stack_size(connection::stack_size(&self.context.limits))
             .spawn(move || {
                 connection::run(conn);
                 drop((open, alive));

@@ -31,8 +31,8 @@ pub(crate) struct TlsStream {
 }
 
 impl TlsStream {
-    pub(crate) fn new(tls: ServerConnection, sock: TcpStream) -> TlsStream {
-        TlsStream { tls, sock, bytes_sent: 0 }
+    pub(crate) fn new(tls: ServerConnection, sock: TcpStream) -> Box<TlsStream> {
+        Box::new(TlsStream { tls, sock, bytes_sent: 0 })
     }
 
     /// Moves the TLS handshake forward as far as the socket allows without blocking.
@@ -150,11 +150,8 @@ pub(crate) fn would_block(e: &io::Error) -> bool {
 /// What a connection speaks over: TLS, or plain TCP behind a TLS-terminating proxy
 /// ([`plain_ws_behind_proxy`](crate::ConfigBuilder::plain_ws_behind_proxy)).
 #[derive(Debug)]
-// One per connection, created once and never moved in bulk: boxing the TLS state would
-// only add an allocation.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum Transport {
-    Tls(TlsStream),
+    Tls(Box<TlsStream>),
     Plain(PlainStream),
     /// Bytes in memory, for the fuzz targets: the frame loop without a socket.
     #[cfg(fuzzing)]

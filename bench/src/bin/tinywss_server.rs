@@ -53,12 +53,10 @@ fn main() {
     if flags.has("events-capacity") {
         builder = builder.events_capacity(flags.get("events-capacity", 1024));
     }
-    let config = builder
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("tinywss_server: {e}");
-            std::process::exit(1);
-        });
+    let config = builder.build().unwrap_or_else(|e| {
+        eprintln!("tinywss_server: {e}");
+        std::process::exit(1);
+    });
     let server = Server::bind(config).unwrap_or_else(|e| {
         eprintln!("tinywss_server: {e}");
         std::process::exit(1);
