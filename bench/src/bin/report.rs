@@ -323,7 +323,7 @@ const METHOD: &str = "\
 client, tungstenite's default config, all ready messages echoed before one flush. `rustls floor`: \
 `tls_echo_server.rs`, tokio-rustls echoing 4-byte-length-prefixed frames, no WebSocket: the TLS \
 cost floor. All use rustls 0.23 with the ring provider, TLS 1.3, default session tickets, and \
-the same ECDSA P-256 certificate (rcgen). The tokio servers run as many worker threads as CPUs \
+the same ECDSA P-256 certificate (made by `certgen` with the examples' dev_certs code). The tokio servers run as many worker threads as CPUs \
 they are allowed (1 when pinned).
 - **Load generator.** `loadgen.rs`: tokio on one thread, rustls client (ring) with session \
 resumption off (every handshake is a full one), tokio-tungstenite client. Each measurement: 1 s \
