@@ -268,8 +268,8 @@ fn main() {
     );
     let _ = writeln!(
         w,
-        "| the same, linked with packed relative relocations (`cargo rustc --profile release-small \\
-         --example echo -- -C link-arg=-Wl,-z,pack-relative-relocs`; needs glibc 2.36 or later to run) \\
+        "| the same, linked with packed relative relocations (`cargo rustc --profile release-small \
+         --example echo -- -C link-arg=-Wl,-z,pack-relative-relocs`; needs glibc 2.36 or later to run) \
          | {} bytes ({} KiB) |",
         m("echo_size_relr"),
         m("echo_size_relr_kib")
