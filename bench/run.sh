@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Benchmarks tinywss against tokio-tungstenite and a plain rustls echo (the TLS floor) and
-# writes BENCHMARKS.md at the repository root. Loopback only; every server and client
-# stops by itself. About 12-15 minutes on 2 cores.
+# Benchmarks tinywss against tokio-tungstenite and a plain rustls echo (the TLS floor),
+# and, when Node.js/npm and Python/pip are there, against Node `ws` and Python
+# `websockets` echo servers (bench/peers/, packages installed from npm and PyPI on first
+# run), and writes BENCHMARKS.md at the repository root. Loopback only; every server and
+# client stops by itself. About 15-20 minutes on 2 cores.
 #
 # Knobs (environment): ROUNDS (3), DURATION (5, seconds counted per throughput run),
 # IDLE_CONNS (1000), IDLE_10K (10000; 0 skips), SKIP_BUILD_TIME=1 (skip the clean build
-# timing and the release-small echo build), OUT (target/bench).
+# timing and the release-small echo build), OTHER_PEERS=0 (skip Node and Python),
+# OUT (target/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,6 +36,24 @@ CA=$OUT/certs/ca.pem
 CERT=$OUT/certs/server.pem
 KEY=$OUT/certs/server.key
 
+SERVERS=(tinywss tokio-tungstenite rustls-floor)
+if [ "${OTHER_PEERS:-1}" != 0 ]; then
+    # shellcheck source=../scripts/lib.sh
+    source scripts/lib.sh
+    if command -v npm >/dev/null && node_modules "$OUT/node"; then
+        SERVERS+=(node-ws)
+        meta node_version "$(node --version), ws $(node -p "require('$ROOT/$OUT/node/node_modules/ws/package.json').version")"
+    else
+        echo "no Node.js/npm: the Node ws peer is left out" >&2
+    fi
+    if python3 -c "import websockets" 2>/dev/null || python3 -m pip install --quiet "websockets>=13"; then
+        SERVERS+=(python-websockets)
+        meta python_version "$(python3 --version | cut -d' ' -f2), websockets $(python3 -c 'import websockets; print(websockets.__version__)')"
+    else
+        echo "no Python websockets: that peer is left out" >&2
+    fi
+fi
+
 SERVER_PID=
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
@@ -44,18 +65,20 @@ trap cleanup EXIT
 start_server() {
     local name=$1 cpus=$2
     shift 2
-    local bin port
+    local cmd port
     case $name in
-    tinywss) bin=tinywss_server port=9101 ;;
-    tokio-tungstenite) bin=tokio_ws_server port=9102 ;;
-    rustls-floor) bin=tls_echo_server port=9103 ;;
+    tinywss) cmd=("$B/tinywss_server") port=9101 ;;
+    tokio-tungstenite) cmd=("$B/tokio_ws_server") port=9102 ;;
+    rustls-floor) cmd=("$B/tls_echo_server") port=9103 ;;
+    node-ws) cmd=(env "NODE_PATH=$OUT/node/node_modules" node bench/peers/node_echo.js) port=9104 ;;
+    python-websockets) cmd=(python3 bench/peers/python_echo.py) port=9105 ;;
     esac
     local pin=()
     [ "$cpus" = all ] || pin=(taskset -c "$cpus")
     # Emptied here, not by the redirection below: that one runs in the background job, and
     # the wait loop could otherwise still see the previous server's "listening" line.
     rm -f "$OUT/server.out" "$OUT/server.err"
-    "${pin[@]}" "$B/$bin" --cert "$CERT" --key "$KEY" --bind "127.0.0.1:$port" --lifetime 600 "$@" \
+    "${pin[@]}" "${cmd[@]}" --cert "$CERT" --key "$KEY" --bind "127.0.0.1:$port" --lifetime 600 "$@" \
         >"$OUT/server.out" 2>"$OUT/server.err" &
     SERVER_PID=$!
     SERVER_ADDR=127.0.0.1:$port
@@ -93,11 +116,10 @@ measure() {
     sleep 0.5
 }
 
-# rotate ROUND: the three servers, starting at a different one each round.
+# rotate ROUND: the servers, starting at a different one each round.
 rotate() {
-    local servers=(tinywss tokio-tungstenite rustls-floor)
-    local i
-    for i in 0 1 2; do echo "${servers[$(((i + $1) % 3))]}"; done
+    local n=${#SERVERS[@]} i
+    for ((i = 0; i < n; i++)); do echo "${SERVERS[$(((i + $1) % n))]}"; done
 }
 
 echo "== matrix: $ROUNDS rounds, $DURATION s per throughput run"

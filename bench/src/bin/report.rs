@@ -193,6 +193,8 @@ fn main() {
          comparison. \"rustls floor\" speaks no WebSocket (handshake = TCP + TLS + close).\n"
     );
 
+    other_peers(w, &results, m("idle_conns"), [m("node_version"), m("python_version")]);
+
     let _ = writeln!(w, "## tinywss on its own\n");
     let _ = writeln!(w, "### Idle connections\n");
     let _ = writeln!(w, "| open connections | KiB RSS per connection | server RSS before → after | server CPU over the hold | wake-ups over the hold | threads |");
@@ -316,6 +318,47 @@ fn main() {
     std::fs::write(flags.required::<PathBuf>("out"), md).expect("write the report");
 }
 
+/// The optional peers (Node `ws`, Python `websockets`): the same echo tests, if measured.
+fn other_peers(w: &mut String, results: &Results, idle: &str, versions: [&str; 2]) {
+    let peers: Vec<(&str, &str)> = [("node-ws", "Node ws"), ("python-websockets", "Python websockets")]
+        .into_iter()
+        .filter(|(server, _)| results.rounds("pingpong", server) > 0)
+        .collect();
+    if peers.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "### Other peers: Node and Python\n");
+    let versions: Vec<&str> = ["node-ws", "python-websockets"]
+        .iter()
+        .zip(versions)
+        .filter(|(server, _)| peers.iter().any(|(p, _)| p == *server))
+        .map(|(_, version)| version)
+        .collect();
+    let _ = writeln!(
+        w,
+        "Measured the same way, interleaved with the servers above (`bench/peers/`: {}).\n",
+        versions.join("; ")
+    );
+    let names: Vec<&str> = peers.iter().map(|(_, name)| *name).collect();
+    let ratios: Vec<String> = names.iter().map(|name| format!("tinywss ÷ {name}")).collect();
+    let _ = writeln!(w, "| figure | tinywss | {} | {} |", names.join(" | "), ratios.join(" | "));
+    let _ = writeln!(w, "|---|---:|{}", "---:|".repeat(2 * peers.len()));
+    for (label, test, field) in [
+        ("1 connection, 64 B ping-pong: msgs/s", "pingpong", "msgs_per_s"),
+        ("50 connections × 32 in flight, 64 B: msgs/s", "pipeline", "msgs_per_s"),
+        ("handshakes/s", "handshake", "handshakes_per_s"),
+        ("… server CPU µs per handshake", "handshake", "server_cpu_us_per_handshake"),
+        (&format!("KiB RSS per idle connection ({idle} open)"), "idle", "kib_per_conn"),
+    ] {
+        let ours = results.median(test, "tinywss", field);
+        let theirs: Vec<Option<f64>> = peers.iter().map(|(server, _)| results.median(test, server, field)).collect();
+        let values: Vec<String> = theirs.iter().map(|v| num(*v)).collect();
+        let ratios: Vec<String> = theirs.iter().map(|v| ratio(ours, *v)).collect();
+        let _ = writeln!(w, "| {label} | {} | {} | {} |", num(ours), values.join(" | "), ratios.join(" | "));
+    }
+    let _ = writeln!(w);
+}
+
 const METHOD: &str = "\
 - **Servers.** `tinywss`: `bench/src/bin/tinywss_server.rs`, the library with its defaults \
 (except `max_connections`), echoing from the application thread with `Handle::send`. \
@@ -324,7 +367,10 @@ client, tungstenite's default config, all ready messages echoed before one flush
 `tls_echo_server.rs`, tokio-rustls echoing 4-byte-length-prefixed frames, no WebSocket: the TLS \
 cost floor. All use rustls 0.23 with the ring provider, TLS 1.3, default session tickets, and \
 the same ECDSA P-256 certificate (made by `certgen` with the examples' dev_certs code). The tokio servers run as many worker threads as CPUs \
-they are allowed (1 when pinned).
+they are allowed (1 when pinned). Optional peers, when Node.js and Python are installed: \
+`node-ws` (`bench/peers/node_echo.js`: Node's `https` + the `ws` package from npm) and \
+`python-websockets` (`bench/peers/python_echo.py`: the `websockets` asyncio server from PyPI with \
+Python's `ssl`); both use OpenSSL for TLS, no compression, and the same certificate.
 - **Load generator.** `loadgen.rs`: tokio on one thread, rustls client (ring) with session \
 resumption off (every handshake is a full one), tokio-tungstenite client. Each measurement: 1 s \
 warm-up, then {duration} s counted. Ping-pong: send 64 B, wait for the echo. Pipeline: 32 \
