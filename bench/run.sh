@@ -42,13 +42,13 @@ if [ "${OTHER_PEERS:-1}" != 0 ]; then
     source scripts/lib.sh
     if command -v npm >/dev/null && node_modules "$OUT/node"; then
         SERVERS+=(node-ws)
-        meta node_version "$(node --version), ws $(node -p "require('$ROOT/$OUT/node/node_modules/ws/package.json').version")"
+        meta node_version "Node $(node --version), ws $(node -p "require('$ROOT/$OUT/node/node_modules/ws/package.json').version")"
     else
         echo "no Node.js/npm: the Node ws peer is left out" >&2
     fi
     if python3 -c "import websockets" 2>/dev/null || python3 -m pip install --quiet "websockets>=13"; then
         SERVERS+=(python-websockets)
-        meta python_version "$(python3 --version | cut -d' ' -f2), websockets $(python3 -c 'import websockets; print(websockets.__version__)')"
+        meta python_version "Python $(python3 --version | cut -d' ' -f2), websockets $(python3 -c 'import websockets; print(websockets.__version__)')"
     else
         echo "no Python websockets: that peer is left out" >&2
     fi
