@@ -12,6 +12,13 @@
 // The example and the tests each use a different part of this module.
 #![allow(dead_code)]
 
+// A program that includes both this file and its sibling (dev_certs.rs, check.rs; the
+// checker's test does) gets two copies of these few lines: harmless, and simpler than
+// making every program declare the module itself.
+#[allow(clippy::duplicate_mod)]
+#[path = "civil_date.rs"]
+mod civil_date;
+
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -681,14 +688,6 @@ fn days_until(now: SystemTime, then: SystemTime) -> i64 {
 fn utc(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_date::civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest / 60 % 60)
 }

@@ -12,6 +12,13 @@
 // Each example uses a different part of this module.
 #![allow(dead_code)]
 
+// A program that includes both this file and its sibling (dev_certs.rs, check.rs; the
+// checker's test does) gets two copies of these few lines: harmless, and simpler than
+// making every program declare the module itself.
+#[allow(clippy::duplicate_mod)]
+#[path = "civil_date.rs"]
+mod civil_date;
+
 use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -205,15 +212,7 @@ fn extension(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
 /// A certificate time: UTCTime up to 2049, GeneralizedTime from 2050 on (RFC 5280).
 fn time(unix: u64) -> Vec<u8> {
     let (days, secs) = ((unix / 86_400) as i64, unix % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_date::civil_from_days(days);
     let rest = format!("{month:02}{day:02}{:02}{:02}{:02}Z", secs / 3600, secs / 60 % 60, secs % 60);
     if year < 2050 {
         tlv(0x17, format!("{:02}{rest}", year % 100).as_bytes())
