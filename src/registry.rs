@@ -229,10 +229,7 @@ impl Registry {
     }
 
     pub(crate) fn join(&self, id: ConnectionId, room: &str) -> Result<(), Error> {
-        let mut state = self.write();
-        if state.shut_down {
-            return Err(Error::Closed);
-        }
+        let mut state = self.open_state_mut()?;
         if state.conns.get(&id).is_some_and(|entry| entry.open) {
             state.rooms.join(id, room);
             self.update_room_stats(&state);
@@ -243,10 +240,7 @@ impl Registry {
     }
 
     pub(crate) fn leave(&self, id: ConnectionId, room: &str) -> Result<(), Error> {
-        let mut state = self.write();
-        if state.shut_down {
-            return Err(Error::Closed);
-        }
+        let mut state = self.open_state_mut()?;
         state.rooms.leave(id, room);
         self.update_room_stats(&state);
         Ok(())
@@ -266,6 +260,15 @@ impl Registry {
     /// The table for reading, unless the server has shut down.
     fn open_state(&self) -> Result<RwLockReadGuard<'_, State>, Error> {
         let state = self.read();
+        if state.shut_down {
+            return Err(Error::Closed);
+        }
+        Ok(state)
+    }
+
+    /// The table for changing, unless the server has shut down.
+    fn open_state_mut(&self) -> Result<RwLockWriteGuard<'_, State>, Error> {
+        let state = self.write();
         if state.shut_down {
             return Err(Error::Closed);
         }

@@ -297,8 +297,11 @@ mod tests {
         rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
     }
 
-    fn start(dir: &Path, interval: Duration) -> (Reloader, Arc<CertStore>, PemPair) {
+    /// Writes `pair` as cert.pem and key.pem in `dir` and starts watching them.
+    fn start(dir: &Path, pair: &(String, String), interval: Duration) -> (Reloader, Arc<CertStore>, PemPair) {
         let files = PemPair { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+        std::fs::write(&files.cert, &pair.0).unwrap();
+        std::fs::write(&files.key, &pair.1).unwrap();
         let store = Arc::new(CertStore::default());
         let identity = Identity { name: None, files: files.clone(), host: None };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -311,10 +314,8 @@ mod tests {
     fn waits_for_the_key_then_swaps() {
         let dir = dir("apart");
         let (old, new) = (pair(), pair());
-        std::fs::write(dir.0.join("cert.pem"), &old.0).unwrap();
-        std::fs::write(dir.0.join("key.pem"), &old.1).unwrap();
         let interval = Duration::from_secs(30);
-        let (reloader, store, files) = start(&dir.0, interval);
+        let (reloader, store, files) = start(&dir.0, &old, interval);
         let t0 = Instant::now();
 
         reloader.tick(t0);
@@ -336,9 +337,7 @@ mod tests {
     fn refuses_after_the_grace_period_and_keeps_the_old_pair() {
         let dir = dir("grace");
         let (old, other) = (pair(), pair());
-        std::fs::write(dir.0.join("cert.pem"), &old.0).unwrap();
-        std::fs::write(dir.0.join("key.pem"), &old.1).unwrap();
-        let (reloader, store, files) = start(&dir.0, Duration::from_secs(30));
+        let (reloader, store, files) = start(&dir.0, &old, Duration::from_secs(30));
         std::fs::write(&files.key, &other.1).unwrap();
         let t0 = Instant::now() + Duration::from_secs(30);
         reloader.tick(t0);
@@ -360,10 +359,7 @@ mod tests {
     #[test]
     fn reminds_daily_while_expiry_nears() {
         let dir = dir("remind");
-        let (cert, key) = pair();
-        std::fs::write(dir.0.join("cert.pem"), &cert).unwrap();
-        std::fs::write(dir.0.join("key.pem"), &key).unwrap();
-        let (reloader, _, _) = start(&dir.0, Duration::from_secs(30));
+        let (reloader, _, _) = start(&dir.0, &pair(), Duration::from_secs(30));
         let mut state = reloader.lock();
         let watched = &mut state.watched[0];
         let (t0, not_after) = (watched.reminded, watched.not_after);
@@ -387,9 +383,7 @@ mod tests {
     fn reload_now_is_all_or_nothing() {
         let dir = dir("now");
         let (old, new) = (pair(), pair());
-        std::fs::write(dir.0.join("cert.pem"), &old.0).unwrap();
-        std::fs::write(dir.0.join("key.pem"), &old.1).unwrap();
-        let (reloader, store, files) = start(&dir.0, Duration::from_secs(30));
+        let (reloader, store, files) = start(&dir.0, &old, Duration::from_secs(30));
         std::fs::write(&files.cert, &new.0).unwrap();
         assert!(matches!(reloader.reload_now(), Err(Error::KeyMismatch { .. })));
         assert_eq!(served(&store), der(&old.0));

@@ -260,6 +260,12 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts one message (or handshake) of `bytes` payload bytes that took `latency_ns`.
+    fn record(&mut self, bytes: usize, latency_ns: u64) {
+        self.count += 1;
+        self.bytes += bytes as u64;
+        self.latencies.push(latency_ns);
+    }
     fn error(&mut self, e: BoxError) {
         self.errors += 1;
         self.first_error.get_or_insert_with(|| e.to_string());
@@ -285,9 +291,7 @@ async fn echo(s: Arc<Settings>) -> Tally {
             let Some(Msg::Data(reply)) = conn.recv().await? else { return Err("connection ended".into()) };
             let done = Instant::now();
             if sent >= s.measure_start() && done <= s.end() {
-                tally.count += 1;
-                tally.bytes += reply.len() as u64;
-                tally.latencies.push((done - sent).as_nanos() as u64);
+                tally.record(reply.len(), (done - sent).as_nanos() as u64);
             }
         }
         conn.close().await
@@ -315,9 +319,7 @@ async fn pipeline(s: Arc<Settings>) -> Tally {
                 for reply in replies {
                     let Msg::Data(reply) = reply else { continue };
                     let sent = stamp_of(&reply).ok_or("short reply")?;
-                    tally.count += 1;
-                    tally.bytes += reply.len() as u64;
-                    tally.latencies.push((now - s.t0).as_nanos() as u64 - sent);
+                    tally.record(reply.len(), (now - s.t0).as_nanos() as u64 - sent);
                 }
             }
             if now >= s.end() {
@@ -346,8 +348,7 @@ async fn handshake(s: Arc<Settings>) -> Tally {
             Ok(()) => {
                 let done = Instant::now();
                 if started >= s.measure_start() && done <= s.end() {
-                    tally.count += 1;
-                    tally.latencies.push((done - started).as_nanos() as u64);
+                    tally.record(0, (done - started).as_nanos() as u64);
                 }
             }
             Err(e) => {
@@ -387,9 +388,7 @@ async fn push_client(s: Arc<Settings>, gate: Arc<Semaphore>, barrier: Arc<Barrie
                 Some(Msg::Data(payload)) => {
                     let received = mono_nanos();
                     let sent = stamp_of(&payload).ok_or("short push message")?;
-                    tally.count += 1;
-                    tally.bytes += payload.len() as u64;
-                    tally.latencies.push(received.saturating_sub(sent));
+                    tally.record(payload.len(), received.saturating_sub(sent));
                 }
                 Some(Msg::Text(text)) if text == "done" => break,
                 Some(Msg::Text(_)) => {}

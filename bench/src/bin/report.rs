@@ -320,20 +320,16 @@ fn main() {
 
 /// The optional peers (Node `ws`, Python `websockets`): the same echo tests, if measured.
 fn other_peers(w: &mut String, results: &Results, idle: &str, versions: [&str; 2]) {
-    let peers: Vec<(&str, &str)> = [("node-ws", "Node ws"), ("python-websockets", "Python websockets")]
+    let measured: Vec<((&str, &str), &str)> = [("node-ws", "Node ws"), ("python-websockets", "Python websockets")]
         .into_iter()
-        .filter(|(server, _)| results.rounds("pingpong", server) > 0)
+        .zip(versions)
+        .filter(|((server, _), _)| results.rounds("pingpong", server) > 0)
         .collect();
-    if peers.is_empty() {
+    if measured.is_empty() {
         return;
     }
     let _ = writeln!(w, "### Other peers: Node and Python\n");
-    let versions: Vec<&str> = ["node-ws", "python-websockets"]
-        .iter()
-        .zip(versions)
-        .filter(|(server, _)| peers.iter().any(|(p, _)| p == *server))
-        .map(|(_, version)| version)
-        .collect();
+    let (peers, versions): (Vec<(&str, &str)>, Vec<&str>) = measured.into_iter().unzip();
     let _ = writeln!(
         w,
         "Measured the same way, interleaved with the servers above (`bench/peers/`: {}).\n",
