@@ -1,11 +1,10 @@
 //! Entry points for the fuzz targets in `fuzz/` (built only with `--cfg fuzzing`).
 
-use crate::policy::Policy;
-use crate::Request;
+use crate::http::{self, Policy, Request};
 
 /// Feeds arbitrary bytes to the request parser, the router and the Upgrade checks.
 pub fn request_head(data: &[u8]) {
-    let Some(len) = crate::http::head_len(data) else { return };
+    let Some(len) = http::head_len(data) else { return };
     let peer = "127.0.0.1:1".parse().expect("a valid address");
     let request = match Request::parse(&data[..len], peer, None) {
         Ok(request) => request,
@@ -15,9 +14,9 @@ pub fn request_head(data: &[u8]) {
     let _ = policy.route(&request);
     let _ = policy.check_origin(&request);
     let _ = format!("{request:?}");
-    match crate::http::check_upgrade(&request, &["chat".to_owned(), "v2".to_owned()]) {
+    match http::check_upgrade(&request, &["chat".to_owned(), "v2".to_owned()]) {
         Ok(upgrade) => {
-            let response = crate::http::switching_protocols(&upgrade);
+            let response = http::switching_protocols(&upgrade);
             assert!(response.starts_with("HTTP/1.1 101 ") && response.ends_with("\r\n\r\n"));
             assert_eq!(upgrade.accept.len(), 28, "SHA-1 digests are 28 characters of base64");
         }
@@ -25,9 +24,9 @@ pub fn request_head(data: &[u8]) {
     }
 }
 
-fn check_reject(reject: &crate::http::Reject) {
+fn check_reject(reject: &http::Reject) {
     assert!((400..600).contains(&reject.status));
-    let response = crate::http::error_response(reject);
+    let response = http::error_response(reject);
     let (head, body) = response.split_once("\r\n\r\n").expect("a blank line after the head");
     assert!(head.contains(&format!("Content-Length: {}", body.len())));
 }
@@ -39,41 +38,36 @@ pub fn frame_loop(data: &[u8]) {
     use std::time::{Duration, Instant};
 
     use crate::config::Limits;
-    use crate::connection::{Context, Thread};
-    use crate::registry::{Control, Registry};
-    use crate::session::Session;
-    use crate::stream::{MemoryStream, Transport};
+    use crate::connection::fuzzing::{Client, MemoryStream, Session, Transport};
+    use crate::connection::Context;
+    use crate::hub::{outbox, EventSink, Registry};
+    use tungstenite::Message as WsMessage;
 
     let Ok(idle) = std::fs::File::open("/dev/null") else { return };
     let Ok(waker) = crate::wait::Waker::new() else { return };
     let limits = Limits { max_message_size: 4096, max_frame_size: 1024, ..Limits::default() };
     let (events, events_rx) = crossbeam_channel::unbounded();
     let (_shutdown_signal, shutdown) = crossbeam_channel::bounded(0);
-    let registry = Arc::new(Registry::new(Arc::default(), &limits));
-    let context = Context {
-        limits,
-        policy: Policy::default(),
-        started: Instant::now(),
-        tls: None,
-        events,
-        registry,
-        stats: Arc::default(),
-        shutdown,
-        failure_log: Default::default(),
-    };
-    let thread = Thread {
-        id: crate::ConnectionId(1),
+    let stats = Arc::default();
+    let registry = Arc::new(Registry::new(Arc::clone(&stats), &limits));
+    let events = EventSink::new(events, shutdown, Arc::clone(&stats));
+    let context = Context::new(limits, Policy::default(), None, events, Arc::clone(&registry), stats);
+    let (sender, outbox) = outbox(waker);
+    let id = crate::ConnectionId(1);
+    registry.register(id, sender);
+    registry.opened(id);
+    for text in ["one", "two"] {
+        let _ = registry.send(id, WsMessage::text(text));
+    }
+    let client = Client {
+        id,
         peer: "127.0.0.1:1".parse().expect("a valid address"),
-        control: Arc::new(Control::new(waker)),
+        outbox,
         context: &context,
         deadline: Instant::now() + Duration::from_secs(10),
     };
-    let (outbox_tx, outbox) = crossbeam_channel::bounded(8);
-    for text in ["one", "two"] {
-        let _ = outbox_tx.try_send(tungstenite::Message::text(text));
-    }
     let memory = MemoryStream { input: std::io::Cursor::new(data.to_vec()), output: Vec::new(), idle };
-    let mut session = Session::new(&thread, &outbox, Transport::Memory(memory), Vec::new(), None);
+    let mut session = Session::new(&client, Transport::Memory(memory), Vec::new(), None);
     // Each step reads up to 256 messages (at least 2 bytes each) or ends the connection.
     for _ in 0..data.len() / 512 + 8 {
         if session.step().is_some() {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tungstenite::Message as WsMessage;
 
-use crate::registry::Registry;
-use crate::reload::Reloader;
+use crate::hub::Registry;
 use crate::stats::Counters;
+use crate::tls::Reloader;
 use crate::wait::Waker;
 use crate::{ConnectionId, Error, Message, Stats};
 

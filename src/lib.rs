@@ -123,29 +123,32 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+// The public types.
 mod config;
-mod connection;
 mod error;
 mod event;
-mod files;
-mod frames;
+mod stats;
+
+// The running server: the acceptor, and what the application calls.
+mod handle;
+mod server;
+
+// What the connection threads and the handles share: routing table, outboxes, rooms,
+// the events channel.
+mod hub;
+
+// One client's thread, phase by phase: TLS, HTTP, frames.
+mod connection;
+
+// What the phases use: HTTP as pure functions, TLS set-up and certificates, waiting.
+mod failure_log;
+mod http;
+mod tls;
+mod wait;
+
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
-mod handle;
-mod http;
-mod policy;
-mod registry;
-mod reload;
-mod request;
-mod rooms;
-mod server;
-mod session;
-mod stats;
-mod stream;
-mod tls;
-mod upgrade;
-mod wait;
 
 /// The channel crate of [`Server::events`], re-exported on purpose (it is not 1.0 yet):
 /// use this one for `select!` and `tick`, so its version always matches ours.
@@ -155,8 +158,7 @@ pub use config::{Config, ConfigBuilder, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};
 pub use handle::Handle;
-pub use policy::{AppData, Rejection};
-pub use request::Request;
+pub use http::{AppData, Rejection, Request};
 pub use server::Server;
 pub use stats::Stats;
 pub use tls::{CertificateInfo, ClientAuth};

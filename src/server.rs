@@ -6,14 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::connection::{self, Connection, Context};
 use crate::handle::{Handle, Shared, Threads};
-use crate::registry::{Control, Link, Registry};
-use crate::reload::Reloader;
+use crate::hub::{outbox, EventSink, Registry};
 use crate::stats::{bump, Counters};
-use crate::stream::would_block;
+use crate::tls::Reloader;
 use crate::wait::{wait, Waker};
 use crate::{Config, ConnectionId, Error, Event};
 
@@ -57,17 +56,15 @@ impl Server {
         let (shutdown_signal, shutdown) = bounded(0);
         let (alive, alive_rx) = bounded(0);
         let shutdown_timeout = limits.shutdown_timeout;
-        let context = Arc::new(Context {
+        let events_sink = EventSink::new(events_tx, shutdown, Arc::clone(&stats));
+        let context = Arc::new(Context::new(
             limits,
             policy,
-            started: Instant::now(),
-            tls: tls.server_config,
-            events: events_tx,
-            registry: Arc::clone(&registry),
-            stats: Arc::clone(&stats),
-            shutdown,
-            failure_log: Default::default(),
-        });
+            tls.server_config,
+            events_sink,
+            Arc::clone(&registry),
+            Arc::clone(&stats),
+        ));
 
         let acceptor = Acceptor {
             listener,
@@ -186,7 +183,7 @@ impl Acceptor {
                         threads.push(thread);
                     }
                 }
-                Err(e) if would_block(&e) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
                     // Typically EMFILE (out of file descriptors). The listener stays
@@ -224,16 +221,13 @@ impl Acceptor {
         socket.set_nonblocking(true)?;
         // Small WebSocket messages must leave at once, not wait for Nagle's algorithm.
         socket.set_nodelay(true)?;
-        let control = Arc::new(Control::new(Waker::new()?));
-        // Unbounded channel, bounded by the registry's counts (see `Control`).
-        let (outbox, outbox_rx) = unbounded();
-        let link = Link { outbox, control: Arc::clone(&control) };
-        let conn = Connection { id, peer, socket, control, outbox: outbox_rx, context: Arc::clone(&self.context) };
+        let (sender, outbox) = outbox(Waker::new()?);
+        let conn = Connection { id, peer, socket, outbox, context: Arc::clone(&self.context) };
         let open = OpenGuard::new(Arc::clone(&self.context.stats));
         let alive = self.alive.clone();
         let (ended, acceptor) = (Arc::clone(&self.ended), Arc::clone(&self.waker));
         // Register before the thread runs, so its unregistering can never come first.
-        self.context.registry.register(id, link);
+        self.context.registry.register(id, sender);
         let spawned = thread::Builder::new()
             .name(format!("tinywss-conn-{}", id.0))
             .stack_size(connection::stack_size(&self.context.limits))

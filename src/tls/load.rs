@@ -13,8 +13,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::info::{days_between, utc, CertificateInfo};
-use super::DEV_CERT_MARKER;
 use crate::Error;
+
+/// Text that the development certificates in `certs/` carry in their subject, so the
+/// server can warn when one of them is about to face real users.
+const DEV_CERT_MARKER: &str = "tinywss development";
 
 /// What the checks that only warn compare against.
 #[derive(Clone, Debug)]

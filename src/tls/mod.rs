@@ -10,7 +10,8 @@
 mod client_auth;
 mod der;
 mod info;
-pub(crate) mod load;
+mod load;
+mod reload;
 mod resolver;
 mod settings;
 
@@ -18,18 +19,16 @@ use std::sync::Arc;
 
 use rustls::version::{TLS12, TLS13};
 
-pub(crate) use info::utc;
 pub use info::CertificateInfo;
-pub(crate) use resolver::CertStore;
+pub(crate) use load::PemPair;
+pub(crate) use reload::Reloader;
 pub use settings::ClientAuth;
 pub(crate) use settings::TlsSettings;
 
-use crate::reload::{Identity, Reloader};
-use crate::Error;
+use reload::Identity;
+use resolver::CertStore;
 
-/// Text that the development certificates in `certs/` carry in their subject, so the
-/// server can warn when one of them is about to face real users.
-pub(crate) const DEV_CERT_MARKER: &str = "tinywss development";
+use crate::Error;
 
 /// What a built [`Config`](crate::Config) holds for TLS: nothing in plain `ws://` mode.
 #[derive(Clone, Debug)]

@@ -13,7 +13,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::stream::Transport;
+use super::stream::Transport;
 use crate::ConnectionId;
 
 /// Follows one direction of a frame stream: collects header bytes, then skips payload.

@@ -8,18 +8,17 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use crossbeam_channel::Receiver;
 use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message as WsMessage, WebSocket};
 
+use super::client::Client;
+use super::stream::{tls_error, would_block, Transport};
+use super::trace::Logged;
 use crate::config::Limits;
-use crate::connection::{tls_error, Thread};
-use crate::frames::Logged;
-use crate::policy::AppData;
+use crate::hub::Control;
 use crate::stats::{add, bump};
-use crate::stream::{would_block, Transport};
 use crate::wait::wait;
-use crate::{CloseReason, Error, Event, Message};
+use crate::{AppData, CloseReason, Error, Event, Message};
 
 /// Most messages read per wake-up before queued output gets its turn.
 const READ_BUDGET: usize = 256;
@@ -55,8 +54,7 @@ struct Closing {
 
 /// The frame loop of an open connection.
 pub(crate) struct Session<'a> {
-    thread: &'a Thread<'a>,
-    outbox: &'a Receiver<WsMessage>,
+    client: &'a Client<'a>,
     ws: WebSocket<Logged>,
     /// When any frame last arrived (keepalive).
     last_frame: Instant,
@@ -79,14 +77,8 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(
-        thread: &'a Thread<'a>,
-        outbox: &'a Receiver<WsMessage>,
-        stream: Transport,
-        leftover: Vec<u8>,
-        data: Option<AppData>,
-    ) -> Self {
-        let limits = &thread.context.limits;
+    pub(crate) fn new(client: &'a Client<'a>, stream: Transport, leftover: Vec<u8>, data: Option<AppData>) -> Self {
+        let limits = &client.context.limits;
         let config = WebSocketConfig::default()
             .read_buffer_size(limits.read_buffer_size)
             .write_buffer_size(limits.write_buffer_size)
@@ -99,10 +91,9 @@ impl<'a> Session<'a> {
             .max_frame_size(Some(limits.max_frame_size.min(limits.max_message_size)));
         let now = Instant::now();
         Session {
-            thread,
-            outbox,
+            client,
             ws: WebSocket::from_partially_read(
-                Logged::new(stream, thread.id, &leftover),
+                Logged::new(stream, client.id, &leftover),
                 leftover,
                 Role::Server,
                 Some(config),
@@ -121,7 +112,11 @@ impl<'a> Session<'a> {
     }
 
     fn limits(&self) -> &Limits {
-        &self.thread.context.limits
+        &self.client.context.limits
+    }
+
+    fn control(&self) -> &Control {
+        self.client.outbox.control()
     }
 
     /// Runs until the connection is over; returns why.
@@ -132,9 +127,9 @@ impl<'a> Session<'a> {
             }
             // Do not sleep on work already in hand: frames left by the read budget, or
             // messages still queued while the socket can take them.
-            let more_to_write = !self.want_write && !self.outbox.is_empty() && self.ws.can_write();
+            let more_to_write = !self.want_write && !self.client.outbox.is_empty() && self.ws.can_write();
             let deadline = if self.more_to_read || more_to_write { Some(Instant::now()) } else { self.next_deadline() };
-            let waker = &self.thread.control.waker;
+            let waker = &self.control().waker;
             match wait(&self.ws.get_ref().inner.sock(), self.want_write, waker, deadline) {
                 Ok(true) => waker.reset(),
                 Ok(false) => {}
@@ -148,7 +143,7 @@ impl<'a> Session<'a> {
     pub(crate) fn step(&mut self) -> Option<CloseReason> {
         // Look at the close request before the queue: a message queued before the
         // request must still go out before the Close frame.
-        let close_request = self.thread.control.take_close_request();
+        let close_request = self.control().take_close_request();
         if let Some(end) = self.read_frames() {
             return Some(end);
         }
@@ -187,8 +182,8 @@ impl<'a> Session<'a> {
     }
 
     fn on_message(&mut self, message: WsMessage) {
-        let id = self.thread.id;
-        let context = self.thread.context;
+        let id = self.client.id;
+        let context = self.client.context;
         let message = match message {
             WsMessage::Text(text) => Message::Text(text.as_str().to_owned()),
             WsMessage::Binary(data) => Message::Binary(data.into()),
@@ -203,7 +198,7 @@ impl<'a> Session<'a> {
         self.traffic.messages_in += 1;
         self.traffic.bytes_in += message.len() as u64;
         log::trace!("{id}: {} message of {} bytes received", kind(&message), message.len());
-        context.emit(Event::Message { conn: id, message, data: self.data.clone() });
+        context.events.emit(Event::Message { conn: id, message, data: self.data.clone() });
     }
 
     fn on_close_frame(&mut self, frame: Option<CloseFrame>) {
@@ -211,17 +206,17 @@ impl<'a> Session<'a> {
         if code == 1002 && reason == TUNGSTENITE_BAD_CODE_REASON && self.closing.is_none() {
             // tungstenite replaced a close code that may not be sent (RFC 6455 §7.4) with
             // 1002 and echoes that: the server is the one failing the connection.
-            log::debug!("{}: the client sent an invalid close code; replying 1002", self.thread.id);
-            bump(&self.thread.context.stats.protocol_errors);
+            log::debug!("{}: the client sent an invalid close code; replying 1002", self.client.id);
+            bump(&self.client.context.stats.protocol_errors);
             let reason = "invalid close code".to_owned();
             self.closing = Some(Closing { code, reason, deadline: Instant::now() + self.limits().close_timeout });
             return;
         }
         if self.closing.is_some() {
-            log::trace!("{}: client acknowledged our close with {code}", self.thread.id);
+            log::trace!("{}: client acknowledged our close with {code}", self.client.id);
         } else {
             // tungstenite has queued the echo of this Close frame; the next flush sends it.
-            log::trace!("{}: client closes with {code} {reason:?}; replying", self.thread.id);
+            log::trace!("{}: client closes with {code} {reason:?}; replying", self.client.id);
             self.client_close = Some((code, reason));
         }
     }
@@ -266,8 +261,8 @@ impl<'a> Session<'a> {
     /// _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): send a Close frame with the
     /// code, then drop the connection without waiting for a reply.
     fn fail(&mut self, code: u16, reason: &str) -> CloseReason {
-        log::debug!("{}: failing the connection with {code}: {reason}", self.thread.id);
-        let stats = &self.thread.context.stats;
+        log::debug!("{}: failing the connection with {code}: {reason}", self.client.id);
+        let stats = &self.client.context.stats;
         bump(if code == 1009 { &stats.limit_closes } else { &stats.protocol_errors });
         // Control frames carry at most 125 bytes: 2 for the code, the rest for the reason.
         let reason = truncate_utf8(reason, 123).to_owned();
@@ -280,8 +275,7 @@ impl<'a> Session<'a> {
     /// queue, where a slow client is noticed, not in tungstenite's buffer.
     fn write_queued(&mut self) {
         while !self.want_write && self.ws.can_write() {
-            let Ok(message) = self.outbox.try_recv() else { break };
-            self.thread.control.dequeued(message.len());
+            let Some(message) = self.client.outbox.take() else { break };
             self.write(message);
         }
     }
@@ -289,14 +283,14 @@ impl<'a> Session<'a> {
     /// Hands one message to tungstenite; sets `want_write` when the socket is full.
     fn write(&mut self, message: WsMessage) {
         let len = message.len();
-        let stats = &self.thread.context.stats;
+        let stats = &self.client.context.stats;
         match self.ws.write(message) {
             Ok(()) => {}
             // Buffered in tungstenite; the socket is full for now.
             Err(WsError::Io(e)) if would_block(&e) => self.socket_full(true),
             Err(e) => {
                 bump(&stats.dropped);
-                log::debug!("{}: message not sent: {e}", self.thread.id);
+                log::debug!("{}: message not sent: {e}", self.client.id);
                 return;
             }
         }
@@ -304,7 +298,7 @@ impl<'a> Session<'a> {
         add(&stats.bytes_out, len);
         self.traffic.messages_out += 1;
         self.traffic.bytes_out += len as u64;
-        log::trace!("{}: message of {len} bytes queued for the client", self.thread.id);
+        log::trace!("{}: message of {len} bytes queued for the client", self.client.id);
     }
 
     /// Starts the close handshake, unless one is already under way.
@@ -312,7 +306,7 @@ impl<'a> Session<'a> {
         if self.closing.is_some() || !self.ws.can_write() {
             return;
         }
-        log::debug!("{}: closing with {code} {reason:?}", self.thread.id);
+        log::debug!("{}: closing with {code} {reason:?}", self.client.id);
         let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_utf8(&reason, 123).to_owned().into() };
         let deadline = Instant::now() + self.limits().close_timeout;
         self.closing = Some(Closing { code, reason, deadline });
@@ -324,7 +318,7 @@ impl<'a> Session<'a> {
     fn check_timers(&mut self) -> Option<CloseReason> {
         let now = Instant::now();
         if self.closing.as_ref().is_some_and(|c| now >= c.deadline) {
-            log::debug!("{}: no close reply from the client in time", self.thread.id);
+            log::debug!("{}: no close reply from the client in time", self.client.id);
             return Some(self.clean_end());
         }
         let limits = self.limits();
@@ -338,7 +332,7 @@ impl<'a> Session<'a> {
                 return Some(self.limit_end("no answer to a keepalive ping"));
             }
             (None, Some(interval)) if now >= self.last_frame + interval && self.closing.is_none() => {
-                log::trace!("{}: quiet for {interval:?}; sending a keepalive ping", self.thread.id);
+                log::trace!("{}: quiet for {interval:?}; sending a keepalive ping", self.client.id);
                 self.ping_sent = Some(now);
                 let _ = self.ws.write(WsMessage::Ping(Default::default()));
             }
@@ -346,7 +340,7 @@ impl<'a> Session<'a> {
         }
         if let Some(idle) = idle_timeout {
             if now >= self.last_message + idle && self.closing.is_none() {
-                bump(&self.thread.context.stats.limit_closes);
+                bump(&self.client.context.stats.limit_closes);
                 self.start_close(1000, "idle timeout".into());
             }
         }
@@ -356,8 +350,8 @@ impl<'a> Session<'a> {
     /// Ends a connection that broke a time limit; no close handshake, the client is
     /// not listening.
     fn limit_end(&self, what: &'static str) -> CloseReason {
-        bump(&self.thread.context.stats.limit_closes);
-        log::debug!("{}: {what}", self.thread.id);
+        bump(&self.client.context.stats.limit_closes);
+        log::debug!("{}: {what}", self.client.id);
         CloseReason::Error(Error::Timeout(what))
     }
 
@@ -402,7 +396,7 @@ impl<'a> Session<'a> {
     fn socket_full(&mut self, full: bool) {
         if self.want_write != full {
             self.want_write = full;
-            self.thread.control.set_socket_full(full);
+            self.control().set_socket_full(full);
         }
     }
 
@@ -410,7 +404,8 @@ impl<'a> Session<'a> {
     /// then closes TCP: within the close timeout, because the client may be gone.
     pub(crate) fn finish(&mut self) {
         let deadline = Some(Instant::now() + self.limits().close_timeout);
-        let waker = &self.thread.control.waker;
+        let client = self.client;
+        let waker = &client.outbox.control().waker;
         let stream = &mut self.ws.get_mut().inner;
         loop {
             match stream.flush() {

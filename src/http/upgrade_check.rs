@@ -1,12 +1,10 @@
 //! The HTTP/1.1 Upgrade handshake (RFC 6455 §4), done by hand so every step is visible.
 //!
-//! Pure functions over bytes: the connection thread reads the request head, this module
-//! decides, and the connection thread writes the response it returns.
+//! Pure functions: the connection thread reads the request head, this module decides,
+//! and the connection thread writes the response it returns.
 
-use crate::Request;
-
-/// The most header lines a request head may have; more gets HTTP 431.
-pub(crate) const MAX_HEADERS: usize = 32;
+use super::request::Request;
+use super::response::Reject;
 
 /// The GUID every WebSocket server appends to the client's key (RFC 6455 §1.3).
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -20,24 +18,6 @@ pub(crate) struct Upgrade {
     pub(crate) accept: String,
     /// The subprotocol selected from the client's offer, if any.
     pub(crate) subprotocol: Option<String>,
-}
-
-/// A request the server refuses, and the HTTP status that says why.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Reject {
-    pub(crate) status: u16,
-    pub(crate) reason: String,
-}
-
-impl Reject {
-    pub(crate) fn new(status: u16, reason: impl Into<String>) -> Reject {
-        Reject { status, reason: reason.into() }
-    }
-}
-
-/// The length of the request head (through the blank line), once it is all in `buf`.
-pub(crate) fn head_len(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
 /// Checks an Upgrade request against RFC 6455 §4.2.1 and prepares the 101 answer.
@@ -98,42 +78,6 @@ pub(crate) fn switching_protocols(upgrade: &Upgrade) -> String {
     }
     response.push_str("\r\n");
     response
-}
-
-/// A short plain-text error response; the connection closes after it.
-pub(crate) fn error_response(reject: &Reject) -> String {
-    let body = format!("{} {}\n", reject.status, reject.reason);
-    // §4.4: a 426 lists the WebSocket versions we support.
-    let extra = if reject.status == 426 { "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" } else { "" };
-    let mut response = response_head(reject.status, "text/plain; charset=utf-8", body.len() as u64, extra);
-    response.push_str(&body);
-    response
-}
-
-/// The head of a plain HTTP response (`extra`: more header lines, each ending in CRLF).
-/// Every plain response closes the connection: no keep-alive to manage.
-pub(crate) fn response_head(status: u16, content_type: &str, length: u64, extra: &str) -> String {
-    format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\
-         Connection: close\r\nCache-Control: no-cache\r\n{extra}\r\n",
-        status_text(status)
-    )
-}
-
-fn status_text(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        401 => "Unauthorized",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
 }
 
 fn is_base64_of_16_bytes(key: &str) -> bool {
@@ -219,20 +163,5 @@ mod tests {
         assert_eq!(status("\x16\x03\x01garbage\r\n\r\n"), 400);
         let many: String = (0..40).map(|i| format!("X-{i}: y\r\n")).collect();
         assert_eq!(status(&GOOD.replace("Host: localhost\r\n", &format!("Host: a\r\n{many}"))), 431);
-    }
-
-    #[test]
-    fn error_response_is_complete_http() {
-        let response = error_response(&Reject::new(426, "unsupported"));
-        assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
-        assert!(response.contains("Sec-WebSocket-Version: 13\r\n"));
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("Content-Length: {}", body.len())));
-    }
-
-    #[test]
-    fn head_len_finds_the_blank_line() {
-        assert_eq!(head_len(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
-        assert_eq!(head_len(b"GET / HTTP/1.1\r\n"), None);
     }
 }

@@ -3,8 +3,16 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::http::{Reject, MAX_HEADERS};
+use super::response::Reject;
 use crate::CertificateInfo;
+
+/// The most header lines a request head may have; more gets HTTP 431.
+pub(crate) const MAX_HEADERS: usize = 32;
+
+/// The length of the request head (through the blank line), once it is all in `buf`.
+pub(crate) fn head_len(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
 
 /// An HTTP/1.1 request head: the WebSocket Upgrade request, or a plain request for a
 /// page or the health endpoint.
@@ -212,6 +220,12 @@ mod tests {
 
     fn request(head: &str) -> Request {
         Request::parse(head.as_bytes(), "127.0.0.1:1".parse().unwrap(), None).unwrap()
+    }
+
+    #[test]
+    fn head_len_finds_the_blank_line() {
+        assert_eq!(head_len(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
+        assert_eq!(head_len(b"GET / HTTP/1.1\r\n"), None);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::http::Reject;
-use crate::Request;
+use super::request::Request;
+use super::response::Reject;
 
 /// A value the [authentication hook](crate::ConfigBuilder::authenticate) attaches to a
 /// connection: it comes back with every event of that connection. Downcast it with
@@ -105,7 +105,7 @@ impl Policy {
         if self.health_path.as_deref() == Some(path) {
             return Route::Health;
         }
-        if let Some(file) = self.static_dir.as_deref().and_then(|root| crate::files::resolve(root, path)) {
+        if let Some(file) = self.static_dir.as_deref().and_then(|root| super::files::resolve(root, path)) {
             return Route::File(file);
         }
         if websocket_path {

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 
-use crate::tls::load::{self, Checks, Loaded, PemPair};
-use crate::tls::CertStore;
+use super::info::utc;
+use super::load::{self, Checks, Loaded, PemPair};
+use super::resolver::CertStore;
 use crate::Error;
 
 /// How soon a pair that failed to load is tried again.
@@ -215,7 +216,7 @@ impl Reloader {
         }
         watched.reminded = now;
         let cert = watched.identity.files.cert.display();
-        let until = crate::tls::utc(watched.not_after);
+        let until = utc(watched.not_after);
         Some(match left {
             Ok(left) => (
                 log::Level::Warn,
@@ -241,7 +242,7 @@ impl Reloader {
             identity.files.cert.display(),
             identity.name.as_deref().unwrap_or("clients without another SNI match"),
             leaf.short_name(),
-            crate::tls::utc(leaf.not_after),
+            utc(leaf.not_after),
             leaf.sha256_fingerprint
         );
         leaf.not_after

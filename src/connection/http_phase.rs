@@ -6,21 +6,23 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::connection::{tls_error, Thread};
-use crate::http::{self, Reject};
-use crate::policy::Route;
+use super::client::Client;
+use super::stream::{tls_error, would_block, Transport};
+use crate::http::{self, Reject, Request, Route};
 use crate::stats::bump;
-use crate::stream::{would_block, Transport};
-use crate::{ConnectionInfo, Error, Request};
+use crate::{ConnectionInfo, Error};
 
-/// What the 101 response settled: the connection's info, and the bytes the client
-/// sent right behind its request (its first frames, perhaps).
-pub(crate) type Upgraded = (ConnectionInfo, Vec<u8>);
+/// What the 101 response settled.
+pub(crate) struct Upgraded {
+    pub(crate) info: ConnectionInfo,
+    /// Bytes the client sent right behind its request (its first frames, perhaps).
+    pub(crate) leftover: Vec<u8>,
+}
 
 /// How much of a file goes through TLS at a time.
 const FILE_CHUNK: usize = 16 << 10;
 
-impl Thread<'_> {
+impl Client<'_> {
     /// Reads one request and answers it. `Some` for a WebSocket, `None` when a plain
     /// response was served; `Err` when the request was refused.
     pub(crate) fn serve_request(&self, stream: &mut Transport) -> Result<Option<Upgraded>, Error> {
@@ -96,7 +98,7 @@ impl Thread<'_> {
             client_certificate: request.client_certificate().cloned().map(Box::new),
             data,
         };
-        Ok((info, leftover))
+        Ok(Upgraded { info, leftover })
     }
 
     /// Answers with an HTTP error and reports the refusal as the error.
@@ -133,7 +135,7 @@ impl Thread<'_> {
         let Ok(mut file) = File::open(path) else { return not_found(stream) };
         let Ok(length) = file.metadata().map(|m| m.len()) else { return not_found(stream) };
         bump(&self.context.stats.http_responses);
-        let head = http::response_head(200, crate::files::content_type(path), length, "");
+        let head = http::response_head(200, http::content_type(path), length, "");
         self.send_all(stream, head.as_bytes(), self.deadline)?;
         if request.method() != "HEAD" {
             let mut chunk = vec![0u8; FILE_CHUNK];

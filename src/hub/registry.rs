@@ -18,102 +18,22 @@
 //! dropped according to the policy, and counted.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crossbeam_channel::Sender;
 use tungstenite::Message as WsMessage;
 
+use super::outbox::{Bounds, Control, OutboxSender, Pushed};
+use super::rooms::Rooms;
 use crate::config::{Limits, SlowConsumerPolicy};
-use crate::rooms::Rooms;
 use crate::stats::{bump, Counters};
-use crate::wait::Waker;
 use crate::{ConnectionId, Error};
-
-/// The way to one connection thread: its outbound queue and its signals.
-#[derive(Debug)]
-pub(crate) struct Link {
-    pub(crate) outbox: Sender<WsMessage>,
-    pub(crate) control: Arc<Control>,
-}
-
-/// Signals to a connection thread that do not queue behind its messages.
-#[derive(Debug)]
-pub(crate) struct Control {
-    pub(crate) waker: Waker,
-    /// The close the connection thread has yet to start.
-    close: Mutex<Option<(u16, String)>>,
-    /// Set by the first close request and never cleared, so later requests (a slow
-    /// client's queue stays full) are not counted or logged again.
-    close_requested: AtomicBool,
-    /// Payload bytes and messages in the outbound queue: added before a message is
-    /// queued, subtracted by the connection thread once it takes the message. The queue
-    /// itself is an unbounded channel that allocates only while it holds messages (a
-    /// bounded one allocates all its slots up front, 4 KiB per idle connection); these
-    /// counts are its bounds.
-    queued_bytes: AtomicUsize,
-    queued_messages: AtomicUsize,
-    /// Whether the client's socket is full (the last write would have blocked): set and
-    /// cleared by the connection thread. A long queue is the client's fault only then.
-    socket_full: AtomicBool,
-}
-
-impl Control {
-    pub(crate) fn new(waker: Waker) -> Control {
-        Control {
-            waker,
-            close: Mutex::new(None),
-            close_requested: AtomicBool::new(false),
-            queued_bytes: AtomicUsize::new(0),
-            queued_messages: AtomicUsize::new(0),
-            socket_full: AtomicBool::new(false),
-        }
-    }
-
-    /// Asks the connection to close. The first request wins; returns whether this was it.
-    pub(crate) fn request_close(&self, code: u16, reason: &str) -> bool {
-        if self.close_requested.swap(true, Ordering::SeqCst) {
-            return false;
-        }
-        *self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((code, reason.to_owned()));
-        self.waker.wake();
-        true
-    }
-
-    /// Takes a pending close request, if any.
-    pub(crate) fn take_close_request(&self) -> Option<(u16, String)> {
-        self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
-    }
-
-    /// Whether a close was ever requested.
-    pub(crate) fn close_requested(&self) -> bool {
-        self.close_requested.load(Ordering::SeqCst)
-    }
-
-    /// The connection thread took a message of `len` bytes from its queue.
-    pub(crate) fn dequeued(&self, len: usize) {
-        self.queued_messages.fetch_sub(1, Ordering::SeqCst);
-        self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
-    }
-
-    /// The connection thread found the client's socket full (`true`) or drained (`false`).
-    pub(crate) fn set_socket_full(&self, full: bool) {
-        self.socket_full.store(full, Ordering::Relaxed);
-    }
-}
-
-/// How far a connection thread may fall behind its socket before the message count
-/// alone makes it a slow consumer: a thread that is merely waiting for a CPU (the
-/// client's socket is not full) is given this many times `outbound_queue` messages.
-/// The byte bound holds either way.
-const BEHIND_FACTOR: usize = 4;
 
 /// The routing table and the queue bounds it enforces.
 pub(crate) struct Registry {
     state: RwLock<State>,
     stats: Arc<Counters>,
-    max_queued_bytes: usize,
-    max_queued_messages: usize,
+    bounds: Bounds,
     policy: SlowConsumerPolicy,
 }
 
@@ -126,7 +46,7 @@ struct State {
 }
 
 struct Entry {
-    link: Link,
+    outbox: OutboxSender,
     /// Whether its WebSocket handshake succeeded (messages are for open connections only).
     open: bool,
 }
@@ -142,8 +62,7 @@ impl Registry {
         Registry {
             state: RwLock::default(),
             stats,
-            max_queued_bytes: limits.outbound_queue_bytes,
-            max_queued_messages: limits.outbound_queue,
+            bounds: Bounds { max_bytes: limits.outbound_queue_bytes, max_messages: limits.outbound_queue },
             policy: limits.slow_consumer,
         }
     }
@@ -160,8 +79,8 @@ impl Registry {
 
     /// A connection thread is about to start (the acceptor registers it first, so its
     /// unregistering can never come before).
-    pub(crate) fn register(&self, id: ConnectionId, link: Link) {
-        self.write().conns.insert(id, Entry { link, open: false });
+    pub(crate) fn register(&self, id: ConnectionId, outbox: OutboxSender) {
+        self.write().conns.insert(id, Entry { outbox, open: false });
     }
 
     /// Its WebSocket handshake succeeded: it may receive messages and join rooms.
@@ -185,8 +104,8 @@ impl Registry {
         let state = self.open_state()?;
         match state.conns.get(&id) {
             Some(entry) if entry.open => {
-                if self.deliver(id, &entry.link, message) {
-                    entry.link.control.waker.wake();
+                if self.deliver(id, &entry.outbox, message) {
+                    entry.outbox.control().waker.wake();
                 }
             }
             _ => {
@@ -201,7 +120,7 @@ impl Registry {
         let to_wake = {
             let state = self.open_state()?;
             let open = state.conns.iter().filter(|(_, entry)| entry.open);
-            self.queue_all(open.map(|(id, entry)| (*id, &entry.link)), &message)
+            self.queue_all(open.map(|(id, entry)| (*id, &entry.outbox)), &message)
         };
         wake_all(to_wake);
         Ok(())
@@ -211,7 +130,7 @@ impl Registry {
         let to_wake = {
             let state = self.open_state()?;
             let members = state.rooms.members(room).filter(|id| Some(*id) != except);
-            let recipients = members.filter_map(|id| state.conns.get(&id).map(|entry| (id, &entry.link)));
+            let recipients = members.filter_map(|id| state.conns.get(&id).map(|entry| (id, &entry.outbox)));
             self.queue_all(recipients, &message)
         };
         wake_all(to_wake);
@@ -221,7 +140,7 @@ impl Registry {
     pub(crate) fn close(&self, id: ConnectionId, code: u16, reason: &str) -> Result<(), Error> {
         match self.open_state()?.conns.get(&id) {
             Some(entry) => {
-                entry.link.control.request_close(code, reason);
+                entry.outbox.control().request_close(code, reason);
             }
             None => log::debug!("{id}: close requested, but it is already gone"),
         }
@@ -252,7 +171,7 @@ impl Registry {
         let mut state = self.write();
         state.shut_down = true;
         for entry in state.conns.values() {
-            entry.link.control.request_close(1001, "server shutting down");
+            entry.outbox.control().request_close(1001, "server shutting down");
         }
         log::debug!("shutdown: asked {} connections to close", state.conns.len());
     }
@@ -279,48 +198,26 @@ impl Registry {
     /// recipient; returns those to wake.
     fn queue_all<'s>(
         &self,
-        recipients: impl Iterator<Item = (ConnectionId, &'s Link)>,
+        recipients: impl Iterator<Item = (ConnectionId, &'s OutboxSender)>,
         message: &WsMessage,
     ) -> Vec<Arc<Control>> {
         recipients
-            .filter(|(id, link)| self.deliver(*id, link, message.clone()))
-            .map(|(_, link)| Arc::clone(&link.control))
+            .filter(|(id, outbox)| self.deliver(*id, outbox, message.clone()))
+            .map(|(_, outbox)| Arc::clone(outbox.control()))
             .collect()
     }
 
     /// Queues without waiting; returns whether the message was queued (the connection
     /// must then be woken). A full queue is a slow consumer.
-    fn deliver(&self, id: ConnectionId, link: &Link, message: WsMessage) -> bool {
-        let control = &link.control;
-        let len = message.len();
-        let bytes_before = control.queued_bytes.fetch_add(len, Ordering::SeqCst);
-        let count_before = control.queued_messages.fetch_add(1, Ordering::SeqCst);
-        let full = self.over_bounds(control, bytes_before, len, count_before);
-        // The send fails only when the connection thread has just ended.
-        if !full && link.outbox.send(message).is_ok() {
-            return true;
+    fn deliver(&self, id: ConnectionId, outbox: &OutboxSender, message: WsMessage) -> bool {
+        match outbox.push(message, self.bounds) {
+            Pushed::Queued => return true,
+            Pushed::Full => self.slow_consumer(id, outbox.control()),
+            // The connection thread has just ended.
+            Pushed::Gone => {}
         }
-        control.queued_messages.fetch_sub(1, Ordering::SeqCst);
-        control.queued_bytes.fetch_sub(len, Ordering::SeqCst);
         bump(&self.stats.dropped);
-        if full {
-            self.slow_consumer(id, control);
-        }
         false
-    }
-
-    /// Whether one more message of `len` bytes would overfill the queue. The byte bound
-    /// always holds (one message larger than it may still go to an empty queue). The
-    /// message bound counts against the client only while its socket is full; otherwise
-    /// its thread is just waiting for a CPU and gets some slack.
-    fn over_bounds(&self, control: &Control, bytes_before: usize, len: usize, count_before: usize) -> bool {
-        let bytes_over = bytes_before > 0 && bytes_before + len > self.max_queued_bytes;
-        let max_messages = if control.socket_full.load(Ordering::Relaxed) {
-            self.max_queued_messages
-        } else {
-            self.max_queued_messages.saturating_mul(BEHIND_FACTOR)
-        };
-        bytes_over || count_before >= max_messages
     }
 
     fn slow_consumer(&self, id: ConnectionId, control: &Control) {
@@ -354,17 +251,18 @@ fn wake_all(controls: Vec<Arc<Control>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossbeam_channel::Receiver;
+    use crate::hub::outbox::{outbox, Outbox, BEHIND_FACTOR};
+    use crate::wait::Waker;
 
     const ID: ConnectionId = ConnectionId(7);
 
-    fn registry_with_open_connection(limits: &Limits) -> (Registry, Arc<Control>, Receiver<WsMessage>) {
+    fn registry_with_open_connection(limits: &Limits) -> (Registry, Arc<Control>, Outbox) {
         let registry = Registry::new(Arc::default(), limits);
-        let control = Arc::new(Control::new(Waker::new().unwrap()));
-        let (outbox, outbox_rx) = crossbeam_channel::unbounded();
-        registry.register(ID, Link { outbox, control: Arc::clone(&control) });
+        let (sender, outbox) = outbox(Waker::new().unwrap());
+        let control = Arc::clone(sender.control());
+        registry.register(ID, sender);
         registry.opened(ID);
-        (registry, control, outbox_rx)
+        (registry, control, outbox)
     }
 
     fn send_until_refused(registry: &Registry, control: &Control, most: usize) -> usize {
@@ -405,11 +303,8 @@ mod tests {
         assert!(control.close_requested());
         assert_eq!(outbox.len(), 1);
         // The thread takes the message: the queue is empty again.
-        control.dequeued(outbox.recv().unwrap().len());
-        assert_eq!(
-            (control.queued_bytes.load(Ordering::SeqCst), control.queued_messages.load(Ordering::SeqCst)),
-            (0, 0)
-        );
+        assert!(outbox.take().is_some());
+        assert_eq!(control.queued(), (0, 0));
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use rustls::ServerConnection;
 
+use crate::Error;
+
 /// Where a TLS handshake stands after [`TlsStream::handshake`].
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Progress {
@@ -145,6 +147,22 @@ impl Write for TlsStream {
 /// `TimedOut` is a real TCP timeout (the peer is gone), not a read-timeout expiry.
 pub(crate) fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// rustls errors arrive wrapped in `io::Error` (`InvalidData`); name them as TLS errors,
+/// with a hint for the ones people meet most.
+pub(crate) fn tls_error(e: io::Error) -> Error {
+    if e.kind() != io::ErrorKind::InvalidData {
+        return Error::Io(e);
+    }
+    let text = e.to_string();
+    let hint = if text.contains("UnknownCA") || text.contains("BadCertificate") || text.contains("CertificateUnknown") {
+        " (the client does not trust our certificate: install the CA that signed it in the client, \
+         or check the host name)"
+    } else {
+        ""
+    };
+    Error::Tls(format!("{text}{hint}"))
 }
 
 /// What a connection speaks over: TLS, or plain TCP behind a TLS-terminating proxy

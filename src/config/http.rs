@@ -1,0 +1,115 @@
+//! The HTTP setters of [`ConfigBuilder`]: which paths are WebSocket endpoints, who may
+//! connect (Origin, the authentication hook), subprotocols, health and static files.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::ConfigBuilder;
+use crate::http::{AppData, Rejection, Request};
+
+/// The HTTP Upgrade and what else the port serves.
+impl ConfigBuilder {
+    /// The subprotocols (`Sec-WebSocket-Protocol`) the server speaks, most preferred
+    /// first. The first one in this list that the client also offers is selected and
+    /// reported in [`ConnectionInfo::subprotocol`](crate::ConnectionInfo).
+    ///
+    /// Defaults to none: no subprotocol is ever selected.
+    pub fn subprotocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.policy.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Makes `path` (e.g. `"/ws"`) a WebSocket endpoint; call once per path. Upgrade
+    /// requests for other paths get 404.
+    ///
+    /// Defaults to none set, meaning every path is a WebSocket endpoint.
+    pub fn websocket_path(mut self, path: impl Into<String>) -> Self {
+        self.policy.websocket_paths.push(path.into());
+        self
+    }
+
+    /// Web pages allowed to open WebSockets here, by exact origin (e.g.
+    /// `"https://example.com"`); others get 403 and are counted in
+    /// [`Stats::origin_refused`](crate::Stats). Requests without an `Origin` header
+    /// (clients other than browsers) are not affected.
+    ///
+    /// Why it matters: browsers send the user's cookies with a WebSocket handshake from
+    /// any page, and the same-origin policy does not apply to WebSockets. Without an
+    /// Origin check, any site the user visits can connect as that user (cross-site
+    /// WebSocket hijacking). Set this, or [`allow_same_origin`](Self::allow_same_origin),
+    /// whenever cookies or other ambient credentials authenticate your users.
+    ///
+    /// Defaults to none set: any origin is accepted.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.policy.allowed_origins.extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts pages served by this same server: the `Origin` host and port equal the
+    /// request's `Host`. Combines with [`allowed_origins`](Self::allowed_origins).
+    ///
+    /// Defaults to `false` (with no allowed origins set, any origin is accepted).
+    pub fn allow_same_origin(mut self, allow: bool) -> Self {
+        self.policy.same_origin = allow;
+        self
+    }
+
+    /// Decides who may connect. The hook sees each Upgrade request (path, query,
+    /// headers, cookies, peer address) after the Origin check, on the connection's own
+    /// thread (it may block briefly, e.g. on a database, without holding up others; the
+    /// handshake timeout still runs). It returns `Ok(None)` to accept, `Ok(Some(data))`
+    /// to accept and attach `data` to every event of the connection, or `Err` to refuse
+    /// with an HTTP status and body.
+    ///
+    /// Defaults to none: every valid Upgrade request is accepted.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use tinywss::{Config, Rejection};
+    ///
+    /// struct User(String);
+    /// let config = Config::builder()
+    ///     .tls_pem_files("certs/server.pem", "certs/server.key")
+    ///     .authenticate(|request| match request.query_param("token") {
+    ///         Some("let-me-in") => Ok(Some(Arc::new(User("alice".into())) as tinywss::AppData)),
+    ///         _ => Err(Rejection::new(401, "a valid ?token= is required")),
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), tinywss::Error>(())
+    /// ```
+    pub fn authenticate<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Request) -> Result<Option<AppData>, Rejection> + Send + Sync + 'static,
+    {
+        self.policy.auth = Some(Arc::new(hook));
+        self
+    }
+
+    /// The path of the health endpoint: a plain `GET` answers JSON with the uptime and
+    /// the number of open WebSocket connections. `None` turns it off.
+    ///
+    /// Defaults to `Some("/healthz")`.
+    pub fn health_path(mut self, path: Option<&str>) -> Self {
+        self.policy.health_path = path.map(str::to_owned);
+        self
+    }
+
+    /// Serves files from this directory to plain `GET`/`HEAD` requests on the same port
+    /// (a page that opens the WebSocket, say). `/` and directories serve `index.html`.
+    /// Paths that try to leave the directory (`..`, encoded or not, links pointing
+    /// outside) get 404.
+    ///
+    /// Defaults to none: no files are served.
+    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.policy.static_dir = Some(dir.into());
+        self
+    }
+}

@@ -1,0 +1,187 @@
+//! The limit and timeout setters of [`ConfigBuilder`]: everything a client can make the
+//! server spend is bounded here. The defaults are in `Limits::default`.
+
+use std::time::Duration;
+
+use super::{ConfigBuilder, SlowConsumerPolicy};
+
+/// Limits and timeouts.
+impl ConfigBuilder {
+    /// The most clients served at once; further clients are refused right after
+    /// `accept`, before any TLS work, and counted in [`Stats::refused`](crate::Stats).
+    ///
+    /// Defaults to `256`.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.max_connections = n;
+        self
+    }
+
+    /// The largest message a client may send, after reassembly of fragments. A larger
+    /// one closes the connection with 1009 (Message Too Big).
+    ///
+    /// Defaults to 1 MiB. Each connection may hold up to this much while a message arrives.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.limits.max_message_size = bytes;
+        self
+    }
+
+    /// The largest single frame a client may send. The limit is checked on the frame
+    /// header, before any payload is buffered. A larger frame closes with 1009.
+    ///
+    /// Defaults to 1 MiB. A frame can never be larger than a message: the smaller of
+    /// the two limits applies to frames.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.limits.max_frame_size = bytes;
+        self
+    }
+
+    /// How many bytes each connection reads from TLS at a time. This buffer is held for
+    /// the life of the connection, idle or not.
+    ///
+    /// Defaults to 1 KiB (tungstenite's own default of 128 KiB costs ~180 KiB per idle
+    /// client). A larger one saves no system calls: the bytes are copied from rustls'
+    /// buffer of decrypted data, and a message longer than the buffer is read into one
+    /// of its own size.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.limits.read_buffer_size = bytes.max(256);
+        self
+    }
+
+    /// How many bytes of outgoing frames are gathered before they are handed to TLS;
+    /// larger batches mean fewer TLS records when many small messages are queued.
+    ///
+    /// Defaults to 8 KiB.
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.limits.write_buffer_size = bytes;
+        self
+    }
+
+    /// How many outgoing messages may wait for one client whose socket is full (it
+    /// reads too slowly). Then the [`slow_consumer_policy`](Self::slow_consumer_policy)
+    /// applies: one slow client never holds back the application or the others. While
+    /// the client's socket still takes bytes, the connection thread is only waiting for
+    /// a CPU, and up to four times as many may wait (the byte bound,
+    /// [`outbound_queue_bytes`](Self::outbound_queue_bytes), holds either way).
+    ///
+    /// Defaults to `64`.
+    pub fn outbound_queue(mut self, messages: usize) -> Self {
+        self.limits.outbound_queue = messages.max(1);
+        self
+    }
+
+    /// How many payload bytes may wait for one client, whether or not its socket is
+    /// full: this bounds the memory a client can hold. A message larger than this is
+    /// still accepted when the client's queue is empty, so any message can be sent once.
+    ///
+    /// Defaults to 1 MiB.
+    pub fn outbound_queue_bytes(mut self, bytes: usize) -> Self {
+        self.limits.outbound_queue_bytes = bytes;
+        self
+    }
+
+    /// What happens to a client whose outbound queue is full.
+    ///
+    /// Defaults to [`SlowConsumerPolicy::Close`].
+    pub fn slow_consumer_policy(mut self, policy: SlowConsumerPolicy) -> Self {
+        self.limits.slow_consumer = policy;
+        self
+    }
+
+    /// How long a write to a client may make no progress at all (the client's TCP
+    /// window stays closed) before the connection is dropped.
+    ///
+    /// Defaults to 10 seconds.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.write_timeout = timeout;
+        self
+    }
+
+    /// How many events may wait for the application in [`Server::events`](crate::Server::events).
+    /// When the application falls behind, connection threads wait (and TCP slows the
+    /// clients down); nothing is dropped. The channel allocates its slots up front
+    /// (about 150 bytes each); too small a channel makes busy connection threads wait
+    /// one event at a time (measured: 256 instead of 1,024 cut pipelined echo throughput
+    /// by more than half).
+    ///
+    /// Defaults to `1024`.
+    pub fn events_capacity(mut self, events: usize) -> Self {
+        self.limits.events_capacity = events.max(1);
+        self
+    }
+
+    /// The largest HTTP Upgrade request head accepted, in bytes; a larger one gets
+    /// HTTP 431.
+    ///
+    /// Defaults to 8 KiB.
+    pub fn max_request_head(mut self, bytes: usize) -> Self {
+        self.limits.max_request_head = bytes;
+        self
+    }
+
+    /// One deadline for the TLS handshake and the HTTP Upgrade together, counted from
+    /// `accept`. A client that is slower (or sends nothing) is disconnected.
+    ///
+    /// Defaults to 10 seconds.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.handshake_timeout = timeout;
+        self
+    }
+
+    /// After this long without any frame from a client, the server sends a Ping;
+    /// `None` disables keepalive pings.
+    ///
+    /// Defaults to 30 seconds, below the idle timeouts of common NAT routers and proxies.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.limits.ping_interval = interval;
+        self
+    }
+
+    /// How long the server waits for any frame (normally the Pong) after a keepalive
+    /// Ping before it gives the client up for dead.
+    ///
+    /// Defaults to 10 seconds.
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.pong_timeout = timeout;
+        self
+    }
+
+    /// Closes (1000, "idle timeout") a connection that sent no data message for this
+    /// long, even if it answers pings. `None` disables it.
+    ///
+    /// Defaults to `None`: push-only clients legitimately never send, and keepalive
+    /// already finds dead peers.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// How long the server waits for the client's Close reply (and for the last bytes
+    /// to leave) before it drops the TCP connection anyway.
+    ///
+    /// Defaults to 3 seconds.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.close_timeout = timeout;
+        self
+    }
+
+    /// How long [`Handle::shutdown`](crate::Handle::shutdown) waits for every
+    /// connection thread to finish its close handshake.
+    ///
+    /// Defaults to 5 seconds.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The stack size of the short-lived thread that does each client's TLS and HTTP
+    /// handshake, the deepest work of a connection; the connection thread that then serves
+    /// the WebSocket gets 64 KiB more (so that it never reuses a handshake thread's
+    /// stack, see `connection::stack_size`). Only the pages a thread touches cost memory;
+    /// the size bounds the worst case.
+    ///
+    /// Defaults to 256 KiB (a debug build's TLS handshake needs more than 128 KiB).
+    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+        self.limits.thread_stack_size = bytes.max(64 << 10);
+        self
+    }
+}

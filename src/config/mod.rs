@@ -1,0 +1,174 @@
+//! [`Config`] and its builder: every limit and timeout, with defaults sized for small devices.
+//!
+//! The setters come in three groups, one file each: `limits.rs` (sizes, queues,
+//! timeouts), `http.rs` (endpoints, Origin, authentication, files) and `tls.rs`
+//! (certificates and TLS options). `build` checks them and loads the certificates.
+
+mod http;
+mod limits;
+mod tls;
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::http::Policy;
+use crate::tls::{Setup, TlsSettings};
+use crate::Error;
+
+/// How a [`Server`](crate::Server) runs. Build one with [`Config::builder`].
+///
+/// Building loads and checks the TLS certificate and key, so certificate problems
+/// surface at start-up, naming the file at fault, not at the first client.
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) bind: String,
+    pub(crate) tls: Setup,
+    pub(crate) limits: Limits,
+    pub(crate) policy: Policy,
+}
+
+/// The limits and timeouts the server works with (shared by every thread through `Context`).
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: usize,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_buffer_size: usize,
+    pub(crate) outbound_queue: usize,
+    pub(crate) outbound_queue_bytes: usize,
+    pub(crate) slow_consumer: SlowConsumerPolicy,
+    pub(crate) write_timeout: Duration,
+    pub(crate) events_capacity: usize,
+    pub(crate) max_request_head: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) close_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) thread_stack_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            max_message_size: 1 << 20,
+            max_frame_size: 1 << 20,
+            read_buffer_size: 1 << 10,
+            write_buffer_size: 8 << 10,
+            outbound_queue: 64,
+            outbound_queue_bytes: 1 << 20,
+            slow_consumer: SlowConsumerPolicy::Close,
+            write_timeout: Duration::from_secs(10),
+            events_capacity: 1024,
+            max_request_head: 8 << 10,
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            close_timeout: Duration::from_secs(3),
+            shutdown_timeout: Duration::from_secs(5),
+            thread_stack_size: 256 << 10,
+        }
+    }
+}
+
+impl Config {
+    /// Starts a builder with every default in place; only the TLS identity is required.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// The address the server will listen on, as configured.
+    pub fn bind_addr(&self) -> &str {
+        &self.bind
+    }
+}
+
+impl fmt::Debug for Config {
+    // The rustls config holds the private key: show only what is safe to log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("tls", &"<certificate and key>")
+            .field("limits", &self.limits)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// What to do with a client that does not read as fast as the application sends.
+///
+/// Either way the message that did not fit is counted in [`Stats::dropped`](crate::Stats),
+/// and nothing waits for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowConsumerPolicy {
+    /// Close the client with 1013 (Try Again Later) and count it in
+    /// [`Stats::slow_consumer_closes`](crate::Stats). Best when every message matters:
+    /// the client reconnects and resynchronises instead of silently missing data.
+    Close,
+    /// Drop the message that did not fit and keep the client. Best for streams where
+    /// a newer message replaces an older one (prices, positions).
+    DropNewest,
+}
+
+/// Builds a [`Config`]. Every setter names its default.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let config = tinywss::Config::builder()
+///     .bind("0.0.0.0:8443")
+///     .tls_pem_files("certs/server.pem", "certs/server.key")
+///     .max_message_size(64 * 1024)
+///     .ping_interval(Some(Duration::from_secs(20)))
+///     .build()?;
+/// # Ok::<(), tinywss::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ConfigBuilder {
+    bind: Option<String>,
+    /// Set by the setters in `tls.rs`.
+    tls: TlsSettings,
+    /// Set by the setters in `limits.rs`.
+    limits: Limits,
+    /// Set by the setters in `http.rs`.
+    policy: Policy,
+}
+
+impl ConfigBuilder {
+    /// The address to listen on, e.g. `"0.0.0.0:443"`; port 0 picks a free port
+    /// (read it back with [`Server::local_addr`](crate::Server::local_addr)).
+    ///
+    /// Defaults to `"127.0.0.1:8443"`: reachable from this machine only.
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.bind = Some(addr.into());
+        self
+    }
+
+    /// Checks the settings and loads every certificate, key and CA file. Problems that
+    /// do not stop the server (a certificate that expires soon, does not cover the
+    /// [`public_host_name`](Self::public_host_name), or comes without its intermediate)
+    /// are logged as warnings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when no TLS identity was given; [`Error::TlsFile`] when a file
+    /// is missing, holds no usable certificate or key, or the certificate is expired or
+    /// not valid yet; [`Error::KeyMismatch`] when the key does not belong to the certificate.
+    pub fn build(self) -> Result<Config, Error> {
+        if self.limits.max_message_size == 0 || self.limits.max_frame_size == 0 {
+            return Err(Error::Config("max_message_size and max_frame_size must be at least 1 byte".into()));
+        }
+        if let Some(dir) = &self.policy.static_dir {
+            if !dir.is_dir() {
+                return Err(Error::Config(format!("static_dir {} is not a directory", dir.display())));
+            }
+        }
+        let tls = self.tls.build()?;
+        let bind = self.bind.unwrap_or_else(|| "127.0.0.1:8443".into());
+        Ok(Config { bind, tls, limits: self.limits, policy: self.policy })
+    }
+}

@@ -1,0 +1,64 @@
+//! [`Client`]: what every phase of a connection thread works with, and the two ways it
+//! waits for the socket before the WebSocket is open.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use super::context::Context;
+use super::stream::{tls_error, would_block, Transport};
+use crate::hub::Outbox;
+use crate::wait::wait;
+use crate::{ConnectionId, Error};
+
+/// One client as every phase of its connection sees it: who it is, its outbound queue
+/// (and the signals that come with it), the server's shared state, and the deadline of
+/// its handshake.
+pub(crate) struct Client<'a> {
+    pub(crate) id: ConnectionId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) outbox: Outbox,
+    pub(crate) context: &'a Context,
+    /// One deadline for the TLS handshake and the HTTP request together.
+    pub(crate) deadline: Instant,
+}
+
+impl Client<'_> {
+    /// Writes all of `bytes` through TLS and flushes, waiting for the socket as needed;
+    /// fails if the client takes nothing until `deadline`.
+    pub(crate) fn send_all(&self, stream: &mut Transport, mut bytes: &[u8], deadline: Instant) -> Result<(), Error> {
+        while !bytes.is_empty() {
+            match stream.write(bytes) {
+                Ok(0) => return Err(Error::Io(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if would_block(&e) => self.wait_io(stream.sock(), true, deadline)?,
+                Err(e) => return Err(tls_error(e)),
+            }
+        }
+        loop {
+            match stream.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) if would_block(&e) => self.wait_io(stream.sock(), true, deadline)?,
+                Err(e) => return Err(tls_error(e)),
+            }
+        }
+    }
+
+    /// Waits for the socket before the WebSocket is open; gives up at `deadline` or
+    /// when the server shuts down.
+    pub(crate) fn wait_io(&self, socket: impl AsFd, want_write: bool, deadline: Instant) -> Result<(), Error> {
+        let control = self.outbox.control();
+        let woken = wait(&socket, want_write, &control.waker, Some(deadline)).map_err(Error::Io)?;
+        if woken {
+            control.waker.reset();
+            if control.close_requested() {
+                return Err(Error::Closed);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout("the TLS and HTTP handshake took too long"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! One client's thread, from `accept` to the last byte: the phases in order.
+//!
+//! ```text
+//!  run
+//!   ├─ on a short-lived handshake thread, under one deadline:
+//!   │   tls_accept.rs   first byte, rustls handshake        (TLS)
+//!   │   http_phase.rs   request head, route, policy, 101     (HTTP/1.1 Upgrade)
+//!   ├─ Event::Open
+//!   ├─ session.rs       the frame loop until the close       (WebSocket frames)
+//!   ├─ Event::Close
+//!   └─ unregister, count what was never sent
+//! ```
+//!
+//! One thread owns the socket, the rustls session and the tungstenite `WebSocket`, and
+//! blocks in `poll(2)` on the socket and its waker with the nearest timer as timeout
+//! (`crate::wait`). `client.rs` holds what every phase uses, `stream.rs` the rustls
+//! stream over a non-blocking socket, `trace.rs` the frame-by-frame log.
+
+mod client;
+mod context;
+mod http_phase;
+mod session;
+mod stream;
+mod tls_accept;
+mod trace;
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+pub(crate) use context::Context;
+
+use client::Client;
+use http_phase::Upgraded;
+use session::Session;
+use stream::Transport;
+
+use crate::hub::Outbox;
+use crate::stats::{add, bump};
+use crate::{ConnectionId, Error, Event};
+
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing {
+    //! The frame loop without a socket, for `crate::fuzz`.
+    pub(crate) use super::client::Client;
+    pub(crate) use super::session::Session;
+    pub(crate) use super::stream::{MemoryStream, Transport};
+}
+
+/// One accepted client, handed from the acceptor to its thread.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) id: ConnectionId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) socket: TcpStream,
+    pub(crate) outbox: Outbox,
+    pub(crate) context: std::sync::Arc<Context>,
+}
+
+/// The stack size of a connection thread: 64 KiB more than its handshake thread's.
+///
+/// glibc keeps the stacks of ended threads for reuse, and leaves resident the 16 KiB
+/// below the point where each thread ended (`PTHREAD_STACK_MIN`): a handshake thread's
+/// stack comes back with ~20 KiB resident. A cached stack is only handed out for a
+/// request no larger than it, and 64 KiB is at least a page on any Linux system, so a
+/// connection thread never gets a handshake thread's stack: it starts on fresh pages
+/// (12 KiB resident when idle, against 20 KiB on a reused one).
+pub(crate) fn stack_size(limits: &crate::config::Limits) -> usize {
+    limits.thread_stack_size + (64 << 10)
+}
+
+/// The body of a connection thread.
+pub(crate) fn run(conn: Connection) {
+    let Connection { id, peer, socket, outbox, context } = conn;
+    let deadline = Instant::now() + context.limits.handshake_timeout;
+    let client = Client { id, peer, outbox, context: &context, deadline };
+    if let Some((stream, upgraded)) = client.handshake_on_own_thread(socket) {
+        client.serve_websocket(stream, upgraded);
+    }
+    context.registry.unregister(id);
+    let unsent = client.outbox.discard();
+    if unsent > 0 {
+        add(&context.stats.dropped, unsent);
+        log::debug!("{id}: {unsent} queued messages were not sent before the connection ended");
+    }
+}
+
+impl Client<'_> {
+    /// Runs [`handshake`](Self::handshake) on a short-lived thread and waits for it.
+    ///
+    /// For memory: the handshake is the deepest and most allocating work a connection
+    /// does, and a thread keeps what it touched for as long as it lives. The stack pages
+    /// of rustls and ring stay resident, and glibc's per-thread cache (tcache) keeps
+    /// ~9 KiB of the small blocks the handshake freed. A thread that ends gives both
+    /// back, so the connection thread, which lives as long as its client, holds only what
+    /// the frame loop needs. Measured with 1,000 idle connections: 42.8 KiB of RSS each
+    /// with the handshake on the connection thread, 27.5 KiB with it on its own thread.
+    /// The cost is a thread start and join per connection: ~25 µs of server CPU, +9 %
+    /// on a TLS handshake (290 → 315 µs). If the thread cannot be started, the
+    /// handshake runs here.
+    fn handshake_on_own_thread(&self, socket: TcpStream) -> Option<(Transport, Upgraded)> {
+        let mut socket = Some(socket);
+        let handed = &mut socket;
+        let result = std::thread::scope(|scope| {
+            let handshake = std::thread::Builder::new()
+                .name(format!("tinywss-hs-{}", self.id.0))
+                .stack_size(self.context.limits.thread_stack_size)
+                .spawn_scoped(scope, || handed.take().and_then(|socket| self.handshake(socket)))?;
+            // A panic (in an authentication hook, say) goes on in this thread, as if the
+            // handshake had run here.
+            Ok::<_, io::Error>(handshake.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        result.unwrap_or_else(|e| {
+            log::debug!("{}: no thread for the handshake ({e}); doing it on the connection thread", self.id);
+            socket.and_then(|socket| self.handshake(socket))
+        })
+    }
+
+    /// The TLS handshake, then the HTTP request, under one deadline. `None` when the
+    /// client was answered in plain HTTP or turned away (logged and counted here).
+    fn handshake(&self, socket: TcpStream) -> Option<(Transport, Upgraded)> {
+        let stats = &self.context.stats;
+        let mut stream = match self.tls_handshake(socket) {
+            Ok(stream) => stream,
+            Err(e) => {
+                self.handshake_failed(&e, &stats.handshakes_failed_tls, "TLS handshake");
+                return None;
+            }
+        };
+        match self.serve_request(&mut stream) {
+            Ok(Some(upgraded)) => Some((stream, upgraded)),
+            Ok(None) => {
+                stream.close_notify();
+                None
+            }
+            Err(e) => {
+                self.handshake_failed(&e, &stats.handshakes_failed_http, "HTTP request");
+                stream.close_notify();
+                None
+            }
+        }
+    }
+
+    /// Counts a failed handshake (as a timeout, or under `counter`) and reports it.
+    fn handshake_failed(&self, error: &Error, counter: &AtomicU64, what: &str) {
+        bump(if matches!(error, Error::Timeout(_)) { &self.context.stats.handshakes_timed_out } else { counter });
+        self.context.failure_log.report(self.id, self.peer, what, error);
+    }
+
+    /// From the Open event to the Close event.
+    fn serve_websocket(&self, stream: Transport, upgraded: Upgraded) {
+        let Upgraded { info, leftover } = upgraded;
+        let (id, context) = (self.id, self.context);
+        let data = info.data.clone();
+        context.registry.opened(id);
+        context.stats.websockets.fetch_add(1, Ordering::SeqCst);
+        // The path only: the query may carry a token.
+        let path = info.path.split('?').next().unwrap_or_default();
+        log::debug!("{id}: open, path {path:?}, subprotocol {:?}", info.subprotocol);
+        context.events.emit(Event::Open { conn: id, info });
+        let started = Instant::now();
+        let mut session = Session::new(self, stream, leftover, data.clone());
+        let reason = session.run();
+        session.finish();
+        context.stats.websockets.fetch_sub(1, Ordering::SeqCst);
+        // Unregister before the Close event: a send made after seeing it is counted as dropped.
+        context.registry.unregister(id);
+        log::debug!("{id}: {reason} after {:.1?}; {}", started.elapsed(), session.traffic);
+        context.events.emit(Event::Close { conn: id, reason, data });
+    }
+}

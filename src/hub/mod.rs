@@ -1,0 +1,20 @@
+//! What the connection threads and the application share: the routing table, each
+//! connection's outbound queue, the rooms, and the events channel.
+//!
+//! ```text
+//!  Handle ──send/broadcast/publish/close──► registry.rs ──push──► outbox.rs ──take──► connection thread
+//!                                           (rooms.rs)            (bounds, waker)
+//!  connection thread ──emit──► events.rs ──► Server::events ──► the application
+//! ```
+//!
+//! Nothing here waits for a client: a full outbox is a slow consumer; only the events
+//! channel waits, for the application, which is the backpressure that slows clients.
+
+mod events;
+mod outbox;
+mod registry;
+mod rooms;
+
+pub(crate) use events::EventSink;
+pub(crate) use outbox::{outbox, Control, Outbox};
+pub(crate) use registry::Registry;

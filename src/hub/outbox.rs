@@ -1,0 +1,199 @@
+//! One connection's outbound queue: both of its ends, its bounds and its signals.
+//!
+//! The registry pushes from the application's threads ([`OutboxSender::push`]); the
+//! connection thread takes from the [`Outbox`]. Both ends share a [`Control`]: the
+//! queue's counts (payload bytes and messages), the waker that rouses the connection
+//! thread, the close request that does not queue behind messages, and whether the
+//! client's socket is full. The counts are changed here only: added by `push`,
+//! subtracted by `take`, given back by `discard`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender};
+use tungstenite::Message as WsMessage;
+
+use crate::wait::Waker;
+
+/// How far a connection thread may fall behind its socket before the message count
+/// alone makes it a slow consumer: a thread that is merely waiting for a CPU (the
+/// client's socket is not full) is given this many times the message bound.
+/// The byte bound holds either way.
+pub(crate) const BEHIND_FACTOR: usize = 4;
+
+/// A new outbound queue for one connection, with its waker: the registry's end and the
+/// connection thread's end.
+///
+/// The queue is an unbounded channel that allocates only while it holds messages (a
+/// bounded one allocates all its slots up front, 4 KiB per idle connection); the
+/// counts in [`Control`] are its bounds, checked by [`OutboxSender::push`].
+pub(crate) fn outbox(waker: Waker) -> (OutboxSender, Outbox) {
+    let control = Arc::new(Control::new(waker));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (OutboxSender { tx, control: Arc::clone(&control) }, Outbox { rx, control })
+}
+
+/// How much one queue may hold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    pub(crate) max_bytes: usize,
+    pub(crate) max_messages: usize,
+}
+
+/// What became of a pushed message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued: the connection thread must be woken.
+    Queued,
+    /// Not queued: the queue is over its bounds (a slow consumer).
+    Full,
+    /// Not queued: the connection thread has ended.
+    Gone,
+}
+
+/// The registry's end of a queue.
+#[derive(Debug)]
+pub(crate) struct OutboxSender {
+    tx: Sender<WsMessage>,
+    control: Arc<Control>,
+}
+
+impl OutboxSender {
+    pub(crate) fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
+    /// Queues without waiting, unless one more message would overfill the queue.
+    pub(crate) fn push(&self, message: WsMessage, bounds: Bounds) -> Pushed {
+        let control = &self.control;
+        let len = message.len();
+        let bytes_before = control.queued_bytes.fetch_add(len, Ordering::SeqCst);
+        let count_before = control.queued_messages.fetch_add(1, Ordering::SeqCst);
+        let pushed = if control.over_bounds(bounds, bytes_before, len, count_before) {
+            Pushed::Full
+        } else if self.tx.send(message).is_err() {
+            Pushed::Gone
+        } else {
+            return Pushed::Queued;
+        };
+        control.forget(len);
+        pushed
+    }
+}
+
+/// The connection thread's end of its queue.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    rx: Receiver<WsMessage>,
+    control: Arc<Control>,
+}
+
+impl Outbox {
+    pub(crate) fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// Takes the oldest queued message, if any.
+    pub(crate) fn take(&self) -> Option<WsMessage> {
+        let message = self.rx.try_recv().ok()?;
+        self.control.forget(message.len());
+        Some(message)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Messages in the queue.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Empties the queue of a connection that ended; returns how many messages it held.
+    pub(crate) fn discard(&self) -> usize {
+        std::iter::from_fn(|| self.take()).count()
+    }
+}
+
+/// Signals to a connection thread that do not queue behind its messages, and the
+/// counts that bound its queue.
+#[derive(Debug)]
+pub(crate) struct Control {
+    pub(crate) waker: Waker,
+    /// The close the connection thread has yet to start.
+    close: Mutex<Option<(u16, String)>>,
+    /// Set by the first close request and never cleared, so later requests (a slow
+    /// client's queue stays full) are not counted or logged again.
+    close_requested: AtomicBool,
+    /// Payload bytes and messages in the queue.
+    queued_bytes: AtomicUsize,
+    queued_messages: AtomicUsize,
+    /// Whether the client's socket is full (the last write would have blocked): set and
+    /// cleared by the connection thread. A long queue is the client's fault only then.
+    socket_full: AtomicBool,
+}
+
+impl Control {
+    fn new(waker: Waker) -> Control {
+        Control {
+            waker,
+            close: Mutex::new(None),
+            close_requested: AtomicBool::new(false),
+            queued_bytes: AtomicUsize::new(0),
+            queued_messages: AtomicUsize::new(0),
+            socket_full: AtomicBool::new(false),
+        }
+    }
+
+    /// Asks the connection to close. The first request wins; returns whether this was it.
+    pub(crate) fn request_close(&self, code: u16, reason: &str) -> bool {
+        if self.close_requested.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        *self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((code, reason.to_owned()));
+        self.waker.wake();
+        true
+    }
+
+    /// Takes a pending close request, if any.
+    pub(crate) fn take_close_request(&self) -> Option<(u16, String)> {
+        self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+
+    /// Whether a close was ever requested.
+    pub(crate) fn close_requested(&self) -> bool {
+        self.close_requested.load(Ordering::SeqCst)
+    }
+
+    /// The connection thread found the client's socket full (`true`) or drained (`false`).
+    pub(crate) fn set_socket_full(&self, full: bool) {
+        self.socket_full.store(full, Ordering::Relaxed);
+    }
+
+    /// Whether one more message of `len` bytes overfills the queue. The byte bound
+    /// always holds (one message larger than it may still go to an empty queue). The
+    /// message bound counts against the client only while its socket is full; otherwise
+    /// its thread is just waiting for a CPU and gets some slack.
+    fn over_bounds(&self, bounds: Bounds, bytes_before: usize, len: usize, count_before: usize) -> bool {
+        let bytes_over = bytes_before > 0 && bytes_before + len > bounds.max_bytes;
+        let max_messages = if self.socket_full.load(Ordering::Relaxed) {
+            bounds.max_messages
+        } else {
+            bounds.max_messages.saturating_mul(BEHIND_FACTOR)
+        };
+        bytes_over || count_before >= max_messages
+    }
+
+    /// A message of `len` bytes left the queue (or never entered it).
+    fn forget(&self, len: usize) {
+        self.queued_messages.fetch_sub(1, Ordering::SeqCst);
+        self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+    }
+
+    /// Payload bytes and messages queued now.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        (self.queued_bytes.load(Ordering::SeqCst), self.queued_messages.load(Ordering::SeqCst))
+    }
+}
