@@ -19,12 +19,17 @@ pub enum Error {
     Config(String),
     /// A certificate, key or CA file cannot be used: missing, unreadable, no certificate
     /// in it, no usable private key, a certificate that has expired or is not valid yet.
-    /// `problem` says what is wrong and how to fix it.
+    /// `kind` says which, for code; `problem` says what is wrong and how to fix it, for
+    /// people.
     TlsFile {
         /// The file at fault.
         path: PathBuf,
+        /// Which problem it is.
+        kind: CertProblem,
         /// What is wrong with it, and what to do.
         problem: String,
+        /// The operating system's error, when the file could not be read.
+        source: Option<io::Error>,
     },
     /// The private key does not belong to the certificate (the two files come from
     /// different certificate requests).
@@ -47,7 +52,12 @@ pub enum Error {
     Io(io::Error),
     /// The TLS layer failed: a bad handshake (the client does not trust our certificate,
     /// speaks no TLS at all, offers no common cipher suite) or a corrupt record.
-    Tls(String),
+    Tls {
+        /// Which failure it is.
+        kind: TlsFailure,
+        /// What happened, with a hint at the fix where there is a common one.
+        detail: String,
+    },
     /// The client's HTTP request was not a valid WebSocket Upgrade; the server answered
     /// with `status`.
     Handshake {
@@ -56,11 +66,12 @@ pub enum Error {
         /// Why the request was refused.
         reason: String,
     },
-    /// The client violated the WebSocket protocol (RFC 6455).
+    /// The WebSocket layer failed in a way that has no close code of its own (a client
+    /// that breaks the protocol is failed with 1002, 1007 or 1009 instead, and reported as
+    /// [`CloseReason::Server`](crate::CloseReason::Server)). The text is tungstenite's.
     Protocol(String),
-    /// A deadline passed: the handshake took too long, the client stopped answering
-    /// pings, or a close handshake was not completed. The text says which.
-    Timeout(&'static str),
+    /// A deadline passed: which one is in the [`Timeout`].
+    Timeout(Timeout),
     /// A close code that may not be sent in a Close frame (RFC 6455 §7.4), given to
     /// [`Handle::close`](crate::Handle::close).
     InvalidCloseCode(u16),
@@ -78,7 +89,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(what) => write!(f, "invalid configuration: {what}"),
-            Error::TlsFile { path, problem } => write!(f, "{}: {problem}", path.display()),
+            Error::TlsFile { path, problem, .. } => write!(f, "{}: {problem}", path.display()),
             Error::KeyMismatch { cert, key } => write!(
                 f,
                 "{}: this private key does not belong to the certificate in {}; \
@@ -88,12 +99,12 @@ impl fmt::Display for Error {
             ),
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
-            Error::Tls(e) => write!(f, "tls error: {e}"),
+            Error::Tls { detail, .. } => write!(f, "tls error: {detail}"),
             Error::Handshake { status, reason } => {
                 write!(f, "websocket handshake refused with {status}: {reason}")
             }
             Error::Protocol(e) => write!(f, "websocket protocol error: {e}"),
-            Error::Timeout(what) => write!(f, "timed out: {what}"),
+            Error::Timeout(which) => write!(f, "timed out: {which}"),
             Error::InvalidCloseCode(code) => {
                 write!(f, "close code {code} may not be sent; use 1000-1003, 1007-1014 or 3000-4999")
             }
@@ -109,8 +120,95 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Bind { source, .. } | Error::Io(source) => Some(source),
+            Error::TlsFile { source: Some(source), .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+/// What is wrong with a certificate, key or CA file ([`Error::TlsFile`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertProblem {
+    /// The file does not exist.
+    NotFound,
+    /// The file exists but cannot be read: permissions, or an I/O error.
+    Unreadable,
+    /// Not a regular file (a directory, a FIFO, a device), or too large to be one of
+    /// these files.
+    NotARegularFile,
+    /// A PEM block is damaged.
+    MalformedPem,
+    /// No certificate in the file (the key file given as the certificate, say).
+    NoCertificate,
+    /// A certificate that is not valid X.509.
+    InvalidCertificate,
+    /// No private key in the file (the certificate given as the key, say).
+    NoPrivateKey,
+    /// A private key of a type rustls cannot sign with.
+    UnsupportedKey,
+    /// The certificate expired.
+    Expired,
+    /// The certificate is not valid yet (or this machine's clock is wrong).
+    NotYetValid,
+    /// The certificate cannot be used for this purpose: as a server certificate for
+    /// TLS, or as a CA to verify client certificates.
+    Unusable,
+}
+
+/// Which TLS failure ended a handshake or a connection ([`Error::Tls`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The client does not trust our certificate: it sent an alert saying so, or hung
+    /// up right after receiving it. Install the CA in the client, or check the host name.
+    CertificateRefused,
+    /// The client spoke plain HTTP (`http://` or `ws://`) to the TLS port; it was
+    /// answered with HTTP 400 in plain text.
+    PlainHttp,
+    /// The client sent something that is not TLS at all.
+    NotTls,
+    /// A TLS client reached a plain `ws://` port
+    /// ([`plain_ws_behind_proxy`](crate::ConfigBuilder::plain_ws_behind_proxy)).
+    TlsToPlainPort,
+    /// Any other TLS error: no common version or cipher suite, a bad record, an alert.
+    Other,
+}
+
+/// Which deadline passed ([`Error::Timeout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// The TLS handshake and the HTTP request together took longer than
+    /// [`handshake_timeout`](crate::ConfigBuilder::handshake_timeout).
+    Handshake,
+    /// No answer to a keepalive ping within
+    /// [`pong_timeout`](crate::ConfigBuilder::pong_timeout).
+    Pong,
+    /// The client took no byte for
+    /// [`write_timeout`](crate::ConfigBuilder::write_timeout).
+    Write,
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Timeout::Handshake => "the TLS and HTTP handshake took too long",
+            Timeout::Pong => "no answer to a keepalive ping",
+            Timeout::Write => "the client stopped reading: no write progress within the write timeout",
+        })
+    }
+}
+
+impl Error {
+    /// A certificate, key or CA file that cannot be used.
+    pub(crate) fn tls_file(path: impl Into<PathBuf>, kind: CertProblem, problem: impl Into<String>) -> Error {
+        Error::TlsFile { path: path.into(), kind, problem: problem.into(), source: None }
+    }
+
+    /// A TLS failure.
+    pub(crate) fn tls(kind: TlsFailure, detail: impl Into<String>) -> Error {
+        Error::Tls { kind, detail: detail.into() }
     }
 }
 
@@ -132,7 +230,7 @@ mod tests {
 
     #[test]
     fn file_errors_name_the_file() {
-        let e = Error::TlsFile { path: "certs/x.pem".into(), problem: "no certificate".into() };
+        let e = Error::tls_file("certs/x.pem", CertProblem::NoCertificate, "no certificate");
         assert_eq!(e.to_string(), "certs/x.pem: no certificate");
     }
 }

@@ -155,7 +155,7 @@ pub mod fuzz;
 pub use crossbeam_channel;
 
 pub use config::{Config, ConfigBuilder, SlowConsumerPolicy};
-pub use error::Error;
+pub use error::{CertProblem, Error, Timeout, TlsFailure};
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};
 pub use handle::Handle;
 pub use http::{AppData, Rejection, Request};

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of the server's counters, from [`Handle::stats`](crate::Handle::stats).
 ///
-/// All counts are totals since the server started, except `open`.
+/// All counts are totals since the server started, except those that say "now":
+/// `connections`, `websockets`, `rooms` and `room_members`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::TestCerts;
-use tinywss::{Config, Error, Server};
+use tinywss::{CertProblem, Config, Error, Server};
 
 fn build(cert: &Path, key: &Path) -> Result<Config, Error> {
     Config::builder().bind("127.0.0.1:0").tls_pem_files(cert, key).build()
@@ -33,6 +33,9 @@ fn missing_file() {
     assert!(matches!(&err, Error::TlsFile { path, .. } if path == &missing), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("nope.pem") && text.contains("not found"), "{text}");
+    assert!(matches!(&err, Error::TlsFile { kind: CertProblem::NotFound, .. }), "{err:?}");
+    let source = std::error::Error::source(&err).expect("the operating system's error is the source");
+    assert!(source.to_string().contains("No such file"), "{source}");
 }
 
 #[test]
@@ -40,6 +43,7 @@ fn pem_without_certificate() {
     let certs = TestCerts::new();
     // A classic mix-up: the key file given as the certificate.
     let err = build(&certs.files.key, &certs.files.key).unwrap_err();
+    assert!(matches!(&err, Error::TlsFile { kind: CertProblem::NoCertificate, .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("server.key") && text.contains("no certificate"), "{text}");
 }
@@ -48,6 +52,7 @@ fn pem_without_certificate() {
 fn file_without_private_key() {
     let certs = TestCerts::new();
     let err = build(&certs.files.cert, &certs.files.cert).unwrap_err();
+    assert!(matches!(&err, Error::TlsFile { kind: CertProblem::NoPrivateKey, .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("server.pem") && text.contains("no private key"), "{text}");
 }

@@ -6,7 +6,7 @@ use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
 use common::{assert_echo, next_open, raw_websocket, start};
-use tinywss::{CloseReason, Error, Event};
+use tinywss::{CloseReason, Error, Event, Timeout};
 use tungstenite::Message as WsMessage;
 
 #[test]
@@ -29,7 +29,7 @@ fn client_that_never_answers_pings_is_dropped_and_reported() {
             }
         })
         .expect("the deaf client was never dropped");
-    assert!(matches!(reason, CloseReason::Error(Error::Timeout(_))), "{reason}");
+    assert!(matches!(reason, CloseReason::Error(Error::Timeout(Timeout::Pong))), "{reason}");
     assert_eq!(server.handle().stats().limit_closes, 1);
 }
 

@@ -10,7 +10,7 @@ use common::logs;
 use common::pki::{Ca, DAY};
 use common::TempDir;
 use log::Level;
-use tinywss::{Config, ConfigBuilder, Error};
+use tinywss::{CertProblem, Config, ConfigBuilder, Error};
 
 fn builder(cert: &Path, key: &Path) -> ConfigBuilder {
     logs::capture();
@@ -19,6 +19,15 @@ fn builder(cert: &Path, key: &Path) -> ConfigBuilder {
 
 fn error_text(result: Result<Config, Error>) -> String {
     result.map(|_| ()).unwrap_err().to_string()
+}
+
+/// The kind of a certificate file error, for code to match on, and its text, for people.
+fn file_error(result: Result<Config, Error>) -> (CertProblem, String) {
+    let error = result.map(|_| ()).unwrap_err();
+    match &error {
+        Error::TlsFile { kind, .. } => (*kind, error.to_string()),
+        other => panic!("expected a TlsFile error, got {other:?}"),
+    }
 }
 
 fn warnings_for(cert: &Path) -> Vec<String> {
@@ -30,7 +39,8 @@ fn key_file_missing() {
     let dir = TempDir::new();
     let (cert, _) = Ca::new("Test CA").leaf(&["localhost"]).write(&dir.0, "server", &[]);
     let missing = dir.0.join("missing.key");
-    let text = error_text(builder(&cert, &missing).build());
+    let (kind, text) = file_error(builder(&cert, &missing).build());
+    assert_eq!(kind, CertProblem::NotFound);
     assert!(text.contains("missing.key") && text.contains("private key file not found"), "{text}");
 }
 
@@ -41,7 +51,8 @@ fn certificate_file_unreadable() {
     // A directory in place of the file: unreadable even for root (permissions are not).
     let not_a_file = dir.0.join("cert-dir");
     std::fs::create_dir(&not_a_file).unwrap();
-    let text = error_text(builder(&not_a_file, &key).build());
+    let (kind, text) = file_error(builder(&not_a_file, &key).build());
+    assert_eq!(kind, CertProblem::Unreadable);
     assert!(text.contains("cert-dir") && text.contains("cannot read the certificate file"), "{text}");
 }
 
@@ -51,7 +62,8 @@ fn damaged_certificate() {
     let (_, key) = Ca::new("Test CA").leaf(&["localhost"]).write(&dir.0, "server", &[]);
     let cert = dir.0.join("damaged.pem");
     std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n").unwrap();
-    let text = error_text(builder(&cert, &key).build());
+    let (kind, text) = file_error(builder(&cert, &key).build());
+    assert_eq!(kind, CertProblem::InvalidCertificate);
     assert!(text.contains("damaged.pem") && text.contains("not a valid X.509 certificate"), "{text}");
 }
 
@@ -65,7 +77,8 @@ fn unsupported_key_type() {
     let key = dir.0.join("ed448.key");
     std::fs::write(&key, format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", base64(&der)))
         .unwrap();
-    let text = error_text(builder(&cert, &key).build());
+    let (kind, text) = file_error(builder(&cert, &key).build());
+    assert_eq!(kind, CertProblem::UnsupportedKey);
     assert!(text.contains("ed448.key") && text.contains("unsupported private key"), "{text}");
     assert!(text.contains("ECDSA P-256"), "the message says what to use instead: {text}");
 }
@@ -88,7 +101,8 @@ fn expired_certificate() {
     let (cert, key) = leaf.write(&dir.0, "expired", &[]);
     let result = builder(&cert, &key).build();
     assert!(matches!(&result, Err(Error::TlsFile { path, .. }) if path == &cert), "{result:?}");
-    let text = error_text(result);
+    let (kind, text) = file_error(result);
+    assert_eq!(kind, CertProblem::Expired);
     assert!(text.contains("expired.pem") && text.contains("the certificate for localhost expired on"), "{text}");
     assert!(text.contains("(10 days ago)") && text.contains("renew it"), "{text}");
 }
@@ -99,7 +113,8 @@ fn certificate_not_yet_valid() {
     let now = SystemTime::now();
     let leaf = Ca::new("Test CA").leaf_valid(&["localhost"], now + 3 * DAY + Duration::from_secs(60), now + 90 * DAY);
     let (cert, key) = leaf.write(&dir.0, "future", &[]);
-    let text = error_text(builder(&cert, &key).build());
+    let (kind, text) = file_error(builder(&cert, &key).build());
+    assert_eq!(kind, CertProblem::NotYetValid);
     assert!(text.contains("future.pem") && text.contains("not valid yet"), "{text}");
     assert!(text.contains("(in 3 days)") && text.contains("check this machine's clock"), "{text}");
 }

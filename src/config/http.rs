@@ -9,9 +9,10 @@ use crate::http::{AppData, Rejection, Request};
 
 /// The HTTP Upgrade and what else the port serves.
 impl ConfigBuilder {
-    /// The subprotocols (`Sec-WebSocket-Protocol`) the server speaks, most preferred
-    /// first. The first one in this list that the client also offers is selected and
-    /// reported in [`ConnectionInfo::subprotocol`](crate::ConnectionInfo).
+    /// Adds subprotocols (`Sec-WebSocket-Protocol`) the server speaks, most preferred
+    /// first; a later call adds less preferred ones. The first one in the list that the
+    /// client also offers is selected and reported in
+    /// [`ConnectionInfo::subprotocol`](crate::ConnectionInfo).
     ///
     /// Defaults to none: no subprotocol is ever selected.
     pub fn subprotocols<I, S>(mut self, protocols: I) -> Self
@@ -19,7 +20,7 @@ impl ConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.policy.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self.policy.subprotocols.extend(protocols.into_iter().map(Into::into));
         self
     }
 
@@ -32,8 +33,8 @@ impl ConfigBuilder {
         self
     }
 
-    /// Web pages allowed to open WebSockets here, by exact origin (e.g.
-    /// `"https://example.com"`); others get 403 and are counted in
+    /// Adds web pages allowed to open WebSockets here, by exact origin (e.g.
+    /// `"https://example.com"`); a later call adds more. Others get 403 and are counted in
     /// [`Stats::origin_refused`](crate::Stats). Requests without an `Origin` header
     /// (clients other than browsers) are not affected.
     ///
@@ -111,5 +112,24 @@ impl ConfigBuilder {
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.policy.static_dir = Some(dir.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConfigBuilder;
+
+    #[test]
+    fn list_setters_add_to_their_list() {
+        let builder = ConfigBuilder::default()
+            .subprotocols(["v2"])
+            .subprotocols(["v1"])
+            .allowed_origins(["https://a.example"])
+            .allowed_origins(["https://b.example"])
+            .websocket_path("/a")
+            .websocket_path("/b");
+        assert_eq!(builder.policy.subprotocols, ["v2", "v1"]);
+        assert_eq!(builder.policy.allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(builder.policy.websocket_paths, ["/a", "/b"]);
     }
 }

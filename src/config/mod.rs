@@ -117,6 +117,11 @@ pub enum SlowConsumerPolicy {
 
 /// Builds a [`Config`]. Every setter names its default.
 ///
+/// Setters that take a list add to it: [`subprotocols`](Self::subprotocols),
+/// [`allowed_origins`](Self::allowed_origins), [`websocket_path`](Self::websocket_path)
+/// and [`sni_pem_files`](Self::sni_pem_files) can be called again to add more. All the
+/// other setters replace the value.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// let config = tinywss::Config::builder()

@@ -10,7 +10,7 @@ use super::context::Context;
 use super::stream::{tls_error, would_block, Transport};
 use crate::hub::Outbox;
 use crate::wait::wait;
-use crate::{ConnectionId, Error};
+use crate::{ConnectionId, Error, Timeout};
 
 /// One client as every phase of its connection sees it: who it is, its outbound queue
 /// (and the signals that come with it), the server's shared state, and the deadline of
@@ -57,7 +57,7 @@ impl Client<'_> {
             }
         }
         if Instant::now() >= deadline {
-            return Err(Error::Timeout("the TLS and HTTP handshake took too long"));
+            return Err(Error::Timeout(Timeout::Handshake));
         }
         Ok(())
     }

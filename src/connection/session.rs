@@ -18,7 +18,7 @@ use crate::config::Limits;
 use crate::hub::Control;
 use crate::stats::{add, bump};
 use crate::wait::wait;
-use crate::{AppData, CloseReason, Error, Event, Message};
+use crate::{AppData, CloseReason, Error, Event, Message, Timeout};
 
 /// Most messages read per wake-up before queued output gets its turn.
 const READ_BUDGET: usize = 256;
@@ -325,11 +325,11 @@ impl<'a> Session<'a> {
         let (pong_timeout, ping_interval, idle_timeout) =
             (limits.pong_timeout, limits.ping_interval, limits.idle_timeout);
         if self.stalled.is_some_and(|(since, _)| now >= since + limits.write_timeout) {
-            return Some(self.limit_end("the client stopped reading: no write progress within the write timeout"));
+            return Some(self.limit_end(Timeout::Write));
         }
         match (self.ping_sent, ping_interval) {
             (Some(sent), _) if now >= sent + pong_timeout => {
-                return Some(self.limit_end("no answer to a keepalive ping"));
+                return Some(self.limit_end(Timeout::Pong));
             }
             (None, Some(interval)) if now >= self.last_frame + interval && self.closing.is_none() => {
                 log::trace!("{}: quiet for {interval:?}; sending a keepalive ping", self.client.id);
@@ -349,10 +349,10 @@ impl<'a> Session<'a> {
 
     /// Ends a connection that broke a time limit; no close handshake, the client is
     /// not listening.
-    fn limit_end(&self, what: &'static str) -> CloseReason {
+    fn limit_end(&self, which: Timeout) -> CloseReason {
         bump(&self.client.context.stats.limit_closes);
-        log::debug!("{}: {what}", self.client.id);
-        CloseReason::Error(Error::Timeout(what))
+        log::debug!("{}: {which}", self.client.id);
+        CloseReason::Error(Error::Timeout(which))
     }
 
     /// When the loop must wake up even if nothing arrives.

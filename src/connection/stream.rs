@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use rustls::ServerConnection;
 
-use crate::Error;
+use crate::{Error, TlsFailure};
 
 /// Where a TLS handshake stands after [`TlsStream::handshake`].
 #[derive(Debug, PartialEq, Eq)]
@@ -156,13 +156,12 @@ pub(crate) fn tls_error(e: io::Error) -> Error {
         return Error::Io(e);
     }
     let text = e.to_string();
-    let hint = if text.contains("UnknownCA") || text.contains("BadCertificate") || text.contains("CertificateUnknown") {
-        " (the client does not trust our certificate: install the CA that signed it in the client, \
-         or check the host name)"
-    } else {
-        ""
-    };
-    Error::Tls(format!("{text}{hint}"))
+    if text.contains("UnknownCA") || text.contains("BadCertificate") || text.contains("CertificateUnknown") {
+        let hint = "the client does not trust our certificate: install the CA that signed it in the client, \
+                    or check the host name";
+        return Error::tls(TlsFailure::CertificateRefused, format!("{text} ({hint})"));
+    }
+    Error::tls(TlsFailure::Other, text)
 }
 
 /// What a connection speaks over: TLS, or plain TCP behind a TLS-terminating proxy
@@ -287,5 +286,22 @@ impl Write for Transport {
             #[cfg(fuzzing)]
             Transport::Memory(_) => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustls_errors_become_tls_failures_with_a_kind() {
+        let refused = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+        let error = tls_error(io::Error::new(io::ErrorKind::InvalidData, refused));
+        assert!(matches!(&error, Error::Tls { kind: TlsFailure::CertificateRefused, .. }), "{error:?}");
+        assert!(error.to_string().contains("install the CA"), "{error}");
+        let other = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        let error = tls_error(io::Error::new(io::ErrorKind::InvalidData, other));
+        assert!(matches!(&error, Error::Tls { kind: TlsFailure::Other, .. }), "{error:?}");
+        assert!(matches!(tls_error(io::ErrorKind::ConnectionReset.into()), Error::Io(_)));
     }
 }

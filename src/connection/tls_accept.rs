@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::client::Client;
 use super::stream::{tls_error, would_block, PlainStream, Progress, TlsStream, Transport};
-use crate::{http, Error};
+use crate::{http, Error, TlsFailure};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -21,7 +21,8 @@ impl Client<'_> {
             return Ok(Transport::Plain(PlainStream::new(socket)));
         };
         self.expect_tls_record(&socket)?;
-        let tls = rustls::ServerConnection::new(Arc::clone(config)).map_err(|e| Error::Tls(e.to_string()))?;
+        let tls = rustls::ServerConnection::new(Arc::clone(config))
+            .map_err(|e| Error::tls(TlsFailure::Other, e.to_string()))?;
         let mut stream = TlsStream::new(tls, socket);
         loop {
             match stream.handshake().map_err(|e| handshake_error(e, &stream))? {
@@ -44,9 +45,9 @@ impl Client<'_> {
                 let reject =
                     http::Reject::new(400, "this port speaks TLS: use https:// or wss://, not http:// or ws://");
                 let _ = (&*socket).write_all(http::error_response(&reject).as_bytes());
-                Err(Error::Tls("the client spoke plain HTTP (http:// or ws://) to the TLS port".into()))
+                Err(Error::tls(TlsFailure::PlainHttp, "the client spoke plain HTTP (http:// or ws://) to the TLS port"))
             }
-            other => Err(Error::Tls(format!("not a TLS handshake (first byte 0x{other:02x})"))),
+            other => Err(Error::tls(TlsFailure::NotTls, format!("not a TLS handshake (first byte 0x{other:02x})"))),
         }
     }
 
@@ -54,10 +55,10 @@ impl Client<'_> {
     /// in front should have ended TLS, so it (or the client) is set up wrongly.
     fn expect_plain_http(&self, socket: &TcpStream) -> Result<(), Error> {
         if self.first_byte(socket)? == TLS_HANDSHAKE_RECORD {
-            return Err(Error::Tls(
+            return Err(Error::tls(
+                TlsFailure::TlsToPlainPort,
                 "a TLS client reached this plain ws:// port: the reverse proxy must end TLS and \
-                 forward plain HTTP (or the client must use ws://)"
-                    .into(),
+                 forward plain HTTP (or the client must use ws://)",
             ));
         }
         Ok(())
@@ -95,10 +96,10 @@ impl Client<'_> {
 /// certificate: clients that reject it (Python, Node) often close without an alert.
 fn handshake_error(e: io::Error, stream: &TlsStream) -> Error {
     if e.kind() == io::ErrorKind::UnexpectedEof && stream.bytes_sent > 0 {
-        return Error::Tls(
+        return Error::tls(
+            TlsFailure::CertificateRefused,
             "the client hung up after receiving our certificate: it probably does not trust it \
-             (install the CA that signed it in the client) or the host name does not match"
-                .into(),
+             (install the CA that signed it in the client) or the host name does not match",
         );
     }
     tls_error(e)

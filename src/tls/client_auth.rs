@@ -11,7 +11,7 @@ use rustls::RootCertStore;
 use super::info::CertificateInfo;
 use super::load::load_certificates;
 use super::settings::ClientAuth;
-use crate::Error;
+use crate::{CertProblem, Error};
 
 /// The verifier for the configured mode; one that asks for nothing when there is no CA.
 pub(crate) fn verifier(
@@ -27,9 +27,12 @@ pub(crate) fn verifier(
         ClientAuth::Required => builder,
         ClientAuth::Optional => builder.allow_unauthenticated(),
     };
-    builder.build().map_err(|e| Error::TlsFile {
-        path: ca_file.clone(),
-        problem: format!("cannot verify client certificates with this CA file: {e}"),
+    builder.build().map_err(|e| {
+        Error::tls_file(
+            ca_file,
+            CertProblem::Unusable,
+            format!("cannot verify client certificates with this CA file: {e}"),
+        )
     })
 }
 
@@ -37,9 +40,12 @@ fn load_roots(path: &Path) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
     for (i, cert) in load_certificates(path, "client CA")?.into_iter().enumerate() {
         let name = CertificateInfo::from_der(&cert).map_or_else(|| format!("#{}", i + 1), |info| info.subject);
-        roots.add(cert).map_err(|e| Error::TlsFile {
-            path: path.into(),
-            problem: format!("certificate {name} cannot serve as a CA to verify clients: {e}"),
+        roots.add(cert).map_err(|e| {
+            Error::tls_file(
+                path,
+                CertProblem::Unusable,
+                format!("certificate {name} cannot serve as a CA to verify clients: {e}"),
+            )
         })?;
         log::debug!("client certificates signed by {name} ({}) are accepted", path.display());
     }

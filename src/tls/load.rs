@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::info::{days_between, utc, CertificateInfo};
-use crate::Error;
+use crate::{CertProblem, Error};
 
 /// Text that the development certificates in `certs/` carry in their subject, so the
 /// server can warn when one of them is about to face real users.
@@ -51,6 +51,8 @@ pub(crate) fn load_pair(
     let key = load_key(key_path)?;
     let signing_key = provider.key_provider.load_private_key(key).map_err(|e| Error::TlsFile {
         path: key_path.into(),
+        kind: CertProblem::UnsupportedKey,
+        source: None,
         problem: format!(
             "unsupported private key ({e}); use an ECDSA P-256/P-384, Ed25519 or RSA (2048+ bits) key, \
              e.g. `openssl ecparam -genkey -name prime256v1 -noout | openssl pkcs8 -topk8 -nocrypt`"
@@ -68,15 +70,15 @@ pub(crate) fn load_pair(
 }
 
 pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::TlsFile {
-        path: path.into(),
-        problem: match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{what} file not found; check the path"),
+    std::fs::read(path).map_err(|e| {
+        let (kind, problem) = match e.kind() {
+            std::io::ErrorKind::NotFound => (CertProblem::NotFound, format!("{what} file not found; check the path")),
             std::io::ErrorKind::PermissionDenied => {
-                format!("{what} file not readable by this user; check its permissions")
+                (CertProblem::Unreadable, format!("{what} file not readable by this user; check its permissions"))
             }
-            _ => format!("cannot read the {what} file: {e}"),
-        },
+            _ => (CertProblem::Unreadable, format!("cannot read the {what} file: {e}")),
+        };
+        Error::TlsFile { path: path.into(), kind, problem, source: Some(e) }
     })
 }
 
@@ -85,14 +87,14 @@ pub(crate) fn load_certificates(path: &Path, what: &str) -> Result<Vec<Certifica
     let pem = read_file(path, what)?;
     let chain = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::TlsFile { path: path.into(), problem: format!("malformed PEM: {e}") })?;
+        .map_err(|e| Error::tls_file(path, CertProblem::MalformedPem, format!("malformed PEM: {e}")))?;
     if chain.is_empty() {
-        return Err(Error::TlsFile {
-            path: path.into(),
-            problem: "no certificate in this file; expected a PEM block \
-                      \"-----BEGIN CERTIFICATE-----\" (did you pass the key file as the certificate?)"
-                .into(),
-        });
+        return Err(Error::tls_file(
+            path,
+            CertProblem::NoCertificate,
+            "no certificate in this file; expected a PEM block \
+             \"-----BEGIN CERTIFICATE-----\" (did you pass the key file as the certificate?)",
+        ));
     }
     Ok(chain)
 }
@@ -106,6 +108,8 @@ fn describe_chain(path: &Path, chain: &[CertificateDer<'_>]) -> Result<Vec<Certi
     match infos.iter().position(Option::is_none) {
         Some(i) => Err(Error::TlsFile {
             path: path.into(),
+            kind: CertProblem::InvalidCertificate,
+            source: None,
             problem: format!(
                 "certificate #{} in this file is not a valid X.509 certificate (damaged PEM?); \
                  download or copy the file again",
@@ -122,6 +126,8 @@ fn check_validity(path: &Path, leaf: &CertificateInfo, now: SystemTime) -> Resul
         let days = days_between(now, leaf.not_before);
         return Err(Error::TlsFile {
             path: path.into(),
+            kind: CertProblem::NotYetValid,
+            source: None,
             problem: format!(
                 "the certificate for {name} is not valid yet: it starts on {} (in {days} days); \
                  check this machine's clock (it says {}) or use the current certificate",
@@ -134,6 +140,8 @@ fn check_validity(path: &Path, leaf: &CertificateInfo, now: SystemTime) -> Resul
         let days = -days_between(now, leaf.not_after);
         return Err(Error::TlsFile {
             path: path.into(),
+            kind: CertProblem::Expired,
+            source: None,
             problem: format!(
                 "the certificate for {name} expired on {} ({days} days ago); renew it (e.g. `certbot renew`) \
                  and point the server at the new files",
@@ -146,15 +154,15 @@ fn check_validity(path: &Path, leaf: &CertificateInfo, now: SystemTime) -> Resul
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     let pem = read_file(path, "private key")?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| Error::TlsFile {
-        path: path.into(),
-        problem: match e {
-            rustls_pki_types::pem::Error::NoItemsFound => "no private key in this file; expected a PEM block \
-                 \"-----BEGIN PRIVATE KEY-----\", \"BEGIN RSA PRIVATE KEY\" or \"BEGIN EC PRIVATE KEY\" \
-                 (did you pass the certificate as the key?)"
-                .into(),
-            other => format!("malformed PEM: {other}"),
-        },
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => Error::tls_file(
+            path,
+            CertProblem::NoPrivateKey,
+            "no private key in this file; expected a PEM block \
+             \"-----BEGIN PRIVATE KEY-----\", \"BEGIN RSA PRIVATE KEY\" or \"BEGIN EC PRIVATE KEY\" \
+             (did you pass the certificate as the key?)",
+        ),
+        other => Error::tls_file(path, CertProblem::MalformedPem, format!("malformed PEM: {other}")),
     })
 }
 
@@ -166,10 +174,11 @@ fn check_key_matches(certified: &CertifiedKey, cert_path: &Path, key_path: &Path
         }
         // The key cannot tell its public half: nothing to compare, rustls will sign anyway.
         Err(rustls::Error::InconsistentKeys(_)) => Ok(()),
-        Err(e) => Err(Error::TlsFile {
-            path: cert_path.into(),
-            problem: format!("the certificate cannot be used for TLS: {e}"),
-        }),
+        Err(e) => Err(Error::tls_file(
+            cert_path,
+            CertProblem::Unusable,
+            format!("the certificate cannot be used for TLS: {e}"),
+        )),
     }
 }
 
