@@ -1,12 +1,13 @@
-//! The TLS part of [`ConfigBuilder`]: certificates, SNI, client certificates, versions,
-//! renewal, and the plain `ws://` opt-in.
+//! What the TLS setters of [`ConfigBuilder`](crate::ConfigBuilder) collect (in
+//! `config/tls.rs`): certificates, SNI, client certificates, versions, renewal, and the
+//! plain `ws://` opt-in. `TlsSettings::build` (in `tls/mod.rs`) loads and checks them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::load::PemPair;
 
-/// Whether clients must present a certificate; see [`ConfigBuilder::client_auth`].
+/// Whether clients must present a certificate; see [`ConfigBuilder::client_auth`](crate::ConfigBuilder::client_auth).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientAuth {
