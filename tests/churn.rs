@@ -7,14 +7,11 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{assert_echo, eventually, next_open, open_fds, start, tinywss_threads};
+use common::{assert_echo, eventually, open_fds, start_with_client, tinywss_threads, Started};
 
 #[test]
 fn clients_vanishing_mid_handshake_leak_nothing() {
-    let server = start(|b| b);
-    let events = server.echo();
-    let mut good = server.connect("/");
-    next_open(&events);
+    let Started { server, events: _events, client: mut good, .. } = start_with_client(|b| b);
     let handle = server.handle();
     let (threads_before, fds_before) = (tinywss_threads().len(), open_fds());
 

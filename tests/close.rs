@@ -4,17 +4,14 @@ mod common;
 
 use std::borrow::Cow;
 
-use common::{next_event, next_open, read_data, start};
+use common::{next_event, read_data, start_with_client, Started};
 use tinywss::{CloseReason, Event};
 use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
 use tungstenite::Message as WsMessage;
 
 #[test]
 fn client_ping_gets_a_pong() {
-    let server = start(|b| b);
-    let events = server.echo();
-    let mut client = server.connect("/");
-    next_open(&events);
+    let Started { server: _server, events: _events, mut client, .. } = start_with_client(|b| b);
     client.send(WsMessage::Ping(b"are you there"[..].into())).unwrap();
     match client.read().unwrap() {
         WsMessage::Pong(payload) => assert_eq!(&payload[..], b"are you there"),
@@ -24,10 +21,7 @@ fn client_ping_gets_a_pong() {
 
 #[test]
 fn client_close_is_reported_and_answered() {
-    let server = start(|b| b);
-    let events = server.echo();
-    let mut client = server.connect("/");
-    let conn = next_open(&events);
+    let Started { server: _server, events, mut client, conn } = start_with_client(|b| b);
     client.close(Some(CloseFrame { code: CloseCode::Normal, reason: "bye now".into() })).unwrap();
     // The server echoes the Close frame (completing the handshake) and then closes TCP.
     match client.read() {
@@ -45,10 +39,7 @@ fn client_close_is_reported_and_answered() {
 
 #[test]
 fn server_close_sends_code_and_reason_after_queued_messages() {
-    let server = start(|b| b);
-    let events = server.echo();
-    let mut client = server.connect("/");
-    let conn = next_open(&events);
+    let Started { server, events, mut client, conn } = start_with_client(|b| b);
     let handle = server.handle();
     handle.send(conn, "last words").unwrap();
     handle.close(conn, 4000, "kicked").unwrap();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{next_open, read_data, start};
+use common::{read_data, start, start_with_client, Started};
 use tinywss::{Event, Message};
 use tungstenite::Message as WsMessage;
 
@@ -35,10 +35,7 @@ fn text_and_binary_round_trip() {
 
 #[test]
 fn one_mebibyte_binary_message() {
-    let server = start(|b| b);
-    let events = server.echo();
-    let mut client = server.connect("/");
-    next_open(&events);
+    let Started { server, events: _events, mut client, .. } = start_with_client(|b| b);
     let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     client.send(WsMessage::binary(big.clone())).unwrap();
     let back = read_data(&mut client).into_data();

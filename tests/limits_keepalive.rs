@@ -5,16 +5,15 @@ mod common;
 use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
-use common::{assert_echo, next_open, raw_websocket, start};
+use common::{assert_echo, next_open, raw_websocket, start_with_client, Started};
 use tinywss::{CloseReason, Error, Event, Timeout};
 use tungstenite::Message as WsMessage;
 
 #[test]
 fn client_that_never_answers_pings_is_dropped_and_reported() {
-    let server = start(|b| b.ping_interval(Some(Duration::from_millis(300))).pong_timeout(Duration::from_millis(300)));
-    let events = server.echo();
-    let mut good = server.connect("/");
-    next_open(&events);
+    let Started { server, events, client: mut good, .. } = start_with_client(|b| {
+        b.ping_interval(Some(Duration::from_millis(300))).pong_timeout(Duration::from_millis(300))
+    });
     // A raw client that never reads never answers the server's pings.
     let _deaf = raw_websocket(server.addr, &server.certs.files.ca);
     let deaf = next_open(&events);
@@ -35,14 +34,11 @@ fn client_that_never_answers_pings_is_dropped_and_reported() {
 
 #[test]
 fn client_that_answers_pings_but_never_sends_hits_the_idle_timeout() {
-    let server = start(|b| {
+    let Started { server: _server, events, client: mut quiet, conn } = start_with_client(|b| {
         b.ping_interval(Some(Duration::from_millis(100)))
             .pong_timeout(Duration::from_millis(500))
             .idle_timeout(Some(Duration::from_millis(700)))
     });
-    let events = server.echo();
-    let mut quiet = server.connect("/");
-    let conn = next_open(&events);
     // Reading answers pings; the first data-less message the client sees is the Close.
     let mut pings = 0;
     let close = loop {

@@ -4,15 +4,12 @@ mod common;
 
 use std::thread;
 
-use common::{next_open, read_data, start};
+use common::{next_open, read_data, start, start_with_client, Started};
 use tungstenite::Message as WsMessage;
 
 #[test]
 fn push_from_another_thread_reaches_a_silent_client() {
-    let server = start(|b| b);
-    let events = server.echo();
-    let mut client = server.connect("/");
-    let conn = next_open(&events);
+    let Started { server, events: _events, mut client, conn } = start_with_client(|b| b);
     let handle = server.handle();
     // The client only reads: the server thread must wake for the queued message alone.
     thread::spawn(move || handle.send(conn, "pushed").unwrap()).join().unwrap();
@@ -55,10 +52,7 @@ fn broadcast_reaches_every_client_exactly_once() {
 fn burst_larger_than_socket_buffers_arrives_without_further_traffic() {
     // 4 MiB queued at once: the socket fills, the connection thread waits for POLLOUT,
     // and must keep moving queued messages on its own until the queue is empty.
-    let server = start(|b| b.outbound_queue_bytes(8 << 20));
-    let events = server.echo();
-    let mut client = server.connect("/");
-    let conn = next_open(&events);
+    let Started { server, events: _events, mut client, conn } = start_with_client(|b| b.outbound_queue_bytes(8 << 20));
     let handle = server.handle();
     for i in 0..64u8 {
         handle.send(conn, vec![i; 64 << 10]).unwrap();

@@ -4,15 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, next_event, next_open, start, tinywss_threads};
+use common::{eventually, next_event, start_with_client, tinywss_threads, Started};
 use tinywss::{CloseReason, Event};
 
 #[test]
 fn reset_client_yields_close_event_and_thread_exits() {
-    let server = start(|b| b);
-    let events = server.echo();
-    let client = server.connect("/");
-    let conn = next_open(&events);
+    let Started { server, events, client, conn } = start_with_client(|b| b);
     assert!(tinywss_threads().iter().any(|t| t == &format!("tinywss-conn-{}", conn.as_u64())));
 
     // SO_LINGER 0: close() sends RST instead of FIN.

@@ -6,7 +6,7 @@ mod common;
 use std::sync::mpsc::TryRecvError;
 use std::time::{Duration, Instant};
 
-use common::{next_open, proc_status_kib, raw_websocket, read_data, start, TestServer};
+use common::{next_open, proc_status_kib, raw_websocket, read_data, start_with_client, Started, TestServer};
 use tinywss::{CloseReason, ConfigBuilder, Error, Event, SlowConsumerPolicy, Timeout};
 
 const BURST: usize = 32;
@@ -17,10 +17,7 @@ const PAYLOAD: usize = 16 * 1024;
 fn broadcast_until_deaf_is_gone(
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> (TestServer, CloseReason, u64) {
-    let server = start(configure);
-    let events = server.echo();
-    let mut good = server.connect("/");
-    next_open(&events);
+    let Started { server, events, client: mut good, .. } = start_with_client(configure);
     let _deaf = raw_websocket(server.addr, &server.certs.files.ca);
     let deaf = next_open(&events);
     let handle = server.handle();

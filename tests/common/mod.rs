@@ -83,6 +83,25 @@ pub fn start(configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> TestServ
     TestServer { server, addr, certs }
 }
 
+/// How most tests begin: an echoing server, its events, and one client whose
+/// connection is open.
+pub struct Started {
+    pub server: TestServer,
+    pub events: mpsc::Receiver<Event>,
+    pub client: Client,
+    pub conn: ConnectionId,
+}
+
+/// Starts an echoing server configured by `configure`, connects one client to `/` and
+/// waits for its `Open` event.
+pub fn start_with_client(configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Started {
+    let server = start(configure);
+    let events = server.echo();
+    let client = server.connect("/");
+    let conn = next_open(&events);
+    Started { server, events, client, conn }
+}
+
 impl TestServer {
     pub fn connect(&self, path: &str) -> Client {
         connect(self.addr, &self.certs.files.ca, path).unwrap()
