@@ -362,8 +362,19 @@ impl ConfigBuilder {
         self
     }
 
-    /// Accepts pages served by this same server: the `Origin` host and port equal the
-    /// request's `Host`. Combines with [`allowed_origins`](Self::allowed_origins).
+    /// Accepts pages served by this same server: the `Origin` is `https` with the host
+    /// and port of the request's `Host` header. Host names compare case-insensitively, and
+    /// a port left out is the scheme's default (`https://example.com` matches
+    /// `Host: example.com:443`). Combines with [`allowed_origins`](Self::allowed_origins).
+    ///
+    /// Same origin means the same scheme too: a page on plain `http` for the same host is
+    /// refused, since anyone on its network path can rewrite it into a page that talks to
+    /// this server with the user's cookies. So are other schemes, a bare host, and the
+    /// opaque origin `null` (sandboxed frames, `file:` pages). With
+    /// [`plain_ws_behind_proxy`](Self::plain_ws_behind_proxy), `http` pages (port 80 by
+    /// default) are accepted as well as `https`: only the proxy knows which scheme the
+    /// browser used, so have it redirect `http` to `https`, and pass the browser's `Host`
+    /// header through unchanged (nginx: `proxy_set_header Host $http_host;`).
     ///
     /// Defaults to `false` (with no allowed origins set, any origin is accepted).
     pub fn allow_same_origin(mut self, allow: bool) -> Self {
@@ -443,6 +454,7 @@ impl ConfigBuilder {
         }
         let tls = self.tls.build()?;
         let bind = self.bind.unwrap_or_else(|| "127.0.0.1:8443".into());
-        Ok(Config { bind, tls, limits: self.limits, policy: self.policy })
+        let policy = Policy { plain_ws: tls.is_plain(), ..self.policy };
+        Ok(Config { bind, tls, limits: self.limits, policy })
     }
 }

@@ -195,3 +195,59 @@ fn health_endpoint_counts_open_websockets() {
     let (_, response) = exchange(&server, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(response.contains("\"websockets\":0"), "{response}");
 }
+
+/// An Upgrade request for `/` with these `Host` and `Origin` headers.
+fn upgrade_from(host: &str, origin: &str) -> String {
+    upgrade_to("/").replace("Host: localhost\r\n", &format!("Host: {host}\r\nOrigin: {origin}\r\n"))
+}
+
+#[test]
+fn same_origin_means_same_scheme_host_and_port() {
+    let server = start(|b| b.allow_same_origin(true));
+    let events = server.echo();
+    let mut good = server.connect("/");
+    next_open(&events);
+    let port = server.addr.port();
+    let host = format!("localhost:{port}");
+
+    // A page on plain http (rewritable by anyone on the path), another scheme, no
+    // scheme at all, another port, a malformed or opaque origin: none is this server's
+    // https page.
+    let refused = [
+        format!("http://localhost:{port}"),
+        format!("ftp://localhost:{port}"),
+        format!("localhost:{port}"),
+        format!("//localhost:{port}"),
+        format!("https://localhost:{}", port.wrapping_add(1)),
+        "https://localhost".to_owned(),
+        format!("https://user@localhost:{port}"),
+        format!("https://localhost:{port}/"),
+        format!("https://localhost:+{port}"),
+        "null".to_owned(),
+        String::new(),
+    ];
+    let wrong: Vec<_> = refused
+        .iter()
+        .map(|origin| (origin, exchange(&server, &upgrade_from(&host, origin)).0))
+        .filter(|(_, status)| *status != 403)
+        .collect();
+    assert!(wrong.is_empty(), "with Host {host}, these origins were not refused: {wrong:?}");
+    assert_eq!(server.handle().stats().origin_refused, refused.len() as u64);
+
+    let accepted = [
+        (host.as_str(), format!("https://{host}")),
+        (host.as_str(), format!("HTTPS://LocalHost:{port}")),
+        // The default port, written or not, on either side.
+        ("example.com", "https://example.com".to_owned()),
+        ("example.com:443", "https://example.com".to_owned()),
+        ("Example.COM", "https://example.com:443".to_owned()),
+        ("[::1]:8443", "https://[::1]:8443".to_owned()),
+    ];
+    let wrong: Vec<_> = accepted
+        .iter()
+        .map(|(host, origin)| (host, origin, exchange(&server, &upgrade_from(host, origin)).0))
+        .filter(|(_, _, status)| *status != 101)
+        .collect();
+    assert!(wrong.is_empty(), "these same origins were refused (host, origin, status): {wrong:?}");
+    common::assert_echo(&mut good, "unaffected by the refused pages");
+}
