@@ -425,11 +425,27 @@ impl ConfigBuilder {
     /// Serves files from this directory to plain `GET`/`HEAD` requests on the same port
     /// (a page that opens the WebSocket, say). `/` and directories serve `index.html`.
     /// Paths that try to leave the directory (`..`, encoded or not, links pointing
-    /// outside) get 404.
+    /// outside) get 404, and so do hidden files and folders unless
+    /// [`serve_hidden_files`](Self::serve_hidden_files) is set.
     ///
     /// Defaults to none: no files are served.
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.policy.static_dir = Some(dir.into());
+        self
+    }
+
+    /// Serves hidden files and folders from the [`static_dir`](Self::static_dir): those
+    /// whose name in the URL path, or the name of a folder on that path, starts with `.`
+    /// (`/.env`, `/.git/config`, `/.well-known/security.txt`). Otherwise they get 404,
+    /// as if absent: such files tend to hold what was never meant to be published
+    /// (passwords in `.env`, a whole repository in `.git/`).
+    ///
+    /// `/.well-known/` (ACME challenges, `security.txt`) is the usual reason to turn this
+    /// on; when you do, keep no other hidden file or folder in the directory.
+    ///
+    /// Defaults to `false`.
+    pub fn serve_hidden_files(mut self, serve: bool) -> Self {
+        self.policy.serve_hidden_files = serve;
         self
     }
 

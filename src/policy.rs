@@ -63,6 +63,8 @@ pub(crate) struct Policy {
     pub(crate) auth: Option<AuthHook>,
     pub(crate) health_path: Option<String>,
     pub(crate) static_dir: Option<PathBuf>,
+    /// Files and folders whose name starts with `.` are served from `static_dir`.
+    pub(crate) serve_hidden_files: bool,
     pub(crate) subprotocols: Vec<String>,
 }
 
@@ -76,6 +78,7 @@ impl Default for Policy {
             auth: None,
             health_path: Some("/healthz".into()),
             static_dir: None,
+            serve_hidden_files: false,
             subprotocols: Vec::new(),
         }
     }
@@ -91,6 +94,7 @@ impl fmt::Debug for Policy {
             .field("auth", &self.auth.as_ref().map(|_| "<hook>"))
             .field("health_path", &self.health_path)
             .field("static_dir", &self.static_dir)
+            .field("serve_hidden_files", &self.serve_hidden_files)
             .field("subprotocols", &self.subprotocols)
             .finish()
     }
@@ -110,7 +114,9 @@ impl Policy {
         if self.health_path.as_deref() == Some(path) {
             return Route::Health;
         }
-        if let Some(file) = self.static_dir.as_deref().and_then(|root| crate::files::resolve(root, path)) {
+        if let Some(file) =
+            self.static_dir.as_deref().and_then(|root| crate::files::resolve(root, path, self.serve_hidden_files))
+        {
             return Route::File(file);
         }
         if websocket_path {
