@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::http::log_safe;
 use crate::{ConnectionId, Error};
 
 /// Reports failed handshakes at `info`, where the default log level shows them (an
@@ -38,10 +39,10 @@ impl FailureLog {
             } else {
                 String::new()
             };
-            log::info!("{id}: {what} with {peer} failed: {error}{more}");
+            log::info!("{id}: {what} with {peer} failed: {}{more}", log_safe(&error.to_string()));
         } else {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
-            log::debug!("{id}: {what} with {peer} failed: {error}");
+            log::debug!("{id}: {what} with {peer} failed: {}", log_safe(&error.to_string()));
         }
     }
 }

@@ -195,3 +195,122 @@ fn health_endpoint_counts_open_websockets() {
     let (_, response) = exchange(&server, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(response.contains("\"websockets\":0"), "{response}");
 }
+
+/// An Upgrade request for `/` with these `Host` and `Origin` headers.
+fn upgrade_from(host: &str, origin: &str) -> String {
+    upgrade_to("/").replace("Host: localhost\r\n", &format!("Host: {host}\r\nOrigin: {origin}\r\n"))
+}
+
+#[test]
+fn same_origin_means_same_scheme_host_and_port() {
+    let server = start(|b| b.allow_same_origin(true));
+    let events = server.echo();
+    let mut good = server.connect("/");
+    next_open(&events);
+    let port = server.addr.port();
+    let host = format!("localhost:{port}");
+
+    // A page on plain http (rewritable by anyone on the path), another scheme, no
+    // scheme at all, another port, a malformed or opaque origin: none is this server's
+    // https page.
+    let refused = [
+        format!("http://localhost:{port}"),
+        format!("ftp://localhost:{port}"),
+        format!("localhost:{port}"),
+        format!("//localhost:{port}"),
+        format!("https://localhost:{}", port.wrapping_add(1)),
+        "https://localhost".to_owned(),
+        format!("https://user@localhost:{port}"),
+        format!("https://localhost:{port}/"),
+        format!("https://localhost:+{port}"),
+        "null".to_owned(),
+        String::new(),
+    ];
+    let wrong: Vec<_> = refused
+        .iter()
+        .map(|origin| (origin, exchange(&server, &upgrade_from(&host, origin)).0))
+        .filter(|(_, status)| *status != 403)
+        .collect();
+    assert!(wrong.is_empty(), "with Host {host}, these origins were not refused: {wrong:?}");
+    assert_eq!(server.handle().stats().origin_refused, refused.len() as u64);
+
+    let accepted = [
+        (host.as_str(), format!("https://{host}")),
+        (host.as_str(), format!("HTTPS://LocalHost:{port}")),
+        // The default port, written or not, on either side.
+        ("example.com", "https://example.com".to_owned()),
+        ("example.com:443", "https://example.com".to_owned()),
+        ("Example.COM", "https://example.com:443".to_owned()),
+        ("[::1]:8443", "https://[::1]:8443".to_owned()),
+    ];
+    let wrong: Vec<_> = accepted
+        .iter()
+        .map(|(host, origin)| (host, origin, exchange(&server, &upgrade_from(host, origin)).0))
+        .filter(|(_, _, status)| *status != 101)
+        .collect();
+    assert!(wrong.is_empty(), "these same origins were refused (host, origin, status): {wrong:?}");
+    common::assert_echo(&mut good, "unaffected by the refused pages");
+}
+
+/// A site with hidden files and folders next to a page.
+fn site_with_hidden_files() -> (common::TempDir, std::path::PathBuf) {
+    let site = common::TempDir::new();
+    let root = site.0.join("www");
+    for dir in [".git", "sub/.hidden", ".well-known"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("index.html"), "<h1>hello</h1>").unwrap();
+    std::fs::write(root.join(".env"), "DB_PASSWORD=HIDDEN-s3cret").unwrap();
+    std::fs::write(root.join(".git/config"), "[remote] HIDDEN-s3cret").unwrap();
+    std::fs::write(root.join(".git/index.html"), "HIDDEN-s3cret").unwrap();
+    std::fs::write(root.join("sub/.hidden/x"), "HIDDEN-s3cret").unwrap();
+    std::fs::write(root.join("sub/.profile"), "HIDDEN-s3cret").unwrap();
+    std::fs::write(root.join(".well-known/security.txt"), "Contact: HIDDEN-s3cret").unwrap();
+    (site, root)
+}
+
+/// Paths to the hidden files of [`site_with_hidden_files`], plain and percent-encoded.
+const HIDDEN: [&str; 8] = [
+    "/.env",
+    "/%2eenv",
+    "/.git/config",
+    "/.git/",
+    "/sub/.hidden/x",
+    "/sub/%2Ehidden/x",
+    "/sub/.profile",
+    "/.well-known/security.txt",
+];
+
+#[test]
+fn hidden_files_are_not_served() {
+    let (_site, root) = site_with_hidden_files();
+    let server = start(|b| b.static_dir(&root).websocket_path("/ws"));
+    let events = server.echo();
+    let mut good = server.connect("/ws");
+    next_open(&events);
+    let get = |path: &str| exchange(&server, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let served: Vec<_> =
+        HIDDEN.iter().map(|path| (path, get(path))).filter(|(_, (status, _))| *status != 404).collect();
+    assert!(served.is_empty(), "hidden files were served: {served:?}");
+    assert_eq!(get("/").0, 200, "the visible page is still served");
+    common::assert_echo(&mut good, "unaffected by the hidden files");
+}
+
+#[test]
+fn hidden_files_are_served_when_opted_in() {
+    let (_site, root) = site_with_hidden_files();
+    let server = start(|b| b.static_dir(&root).websocket_path("/ws").serve_hidden_files(true));
+    let events = server.echo();
+    let mut good = server.connect("/ws");
+    next_open(&events);
+    let get = |path: &str| exchange(&server, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    for path in HIDDEN {
+        let (status, response) = get(path);
+        assert_eq!(status, 200, "{path}: {response}");
+        assert!(response.contains("HIDDEN-s3cret"), "{path}: {response}");
+    }
+    // The opt-in is for hidden names, not for ways out of the directory.
+    assert_eq!(get("/../www/index.html").0, 404);
+    assert_eq!(get("/sub/.hidden/../../index.html").0, 404);
+    common::assert_echo(&mut good, "unaffected by the hidden files");
+}

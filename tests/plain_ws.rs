@@ -68,3 +68,52 @@ fn without_opt_in_a_tls_identity_is_required() {
     let text = Config::builder().build().map(|_| ()).unwrap_err().to_string();
     assert!(text.contains("no TLS identity") && text.contains("plain_ws_behind_proxy"), "{text}");
 }
+
+/// Sends an Upgrade request for `/` with these `Host` and `Origin` headers over plain
+/// TCP; returns the status.
+fn upgrade_status(addr: std::net::SocketAddr, host: &str, origin: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let request =
+        common::UPGRADE_REQUEST.replace("Host: localhost\r\n", &format!("Host: {host}\r\nOrigin: {origin}\r\n"));
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).unwrap();
+    common::status_of(&String::from_utf8_lossy(&head))
+}
+
+#[test]
+fn same_origin_behind_a_proxy_accepts_http_and_https_pages() {
+    logs::capture();
+    let config = Config::builder().bind("127.0.0.1:0").plain_ws_behind_proxy(true).allow_same_origin(true);
+    let server = Server::bind(config.build().unwrap()).unwrap();
+    let addr = server.local_addr();
+    let events = common::echo_events(&server);
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let (mut good, _) = tungstenite::client::client(format!("ws://localhost:{}/", addr.port()), tcp).unwrap();
+    common::next_open(&events);
+
+    let local = format!("localhost:{}", addr.port());
+    for (host, origin, expected) in [
+        (local.as_str(), format!("http://{local}"), 101),
+        (local.as_str(), format!("https://{local}"), 101),
+        ("example.com", "https://example.com".to_owned(), 101),
+        ("example.com", "http://example.com".to_owned(), 101),
+        ("example.com", "https://example.com:8443".to_owned(), 403),
+        (local.as_str(), format!("ftp://{local}"), 403),
+        (local.as_str(), local.clone(), 403),
+        (local.as_str(), "null".to_owned(), 403),
+    ] {
+        assert_eq!(upgrade_status(addr, host, &origin), expected, "Origin {origin:?} with Host {host}");
+    }
+    good.send(tungstenite::Message::text("unaffected")).unwrap();
+    let reply = loop {
+        match good.read().unwrap() {
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(reply, tungstenite::Message::text("unaffected"));
+}

@@ -54,8 +54,19 @@ impl ConfigBuilder {
         self
     }
 
-    /// Accepts pages served by this same server: the `Origin` host and port equal the
-    /// request's `Host`. Combines with [`allowed_origins`](Self::allowed_origins).
+    /// Accepts pages served by this same server: the `Origin` is `https` with the host
+    /// and port of the request's `Host` header. Host names compare case-insensitively, and
+    /// a port left out is the scheme's default (`https://example.com` matches
+    /// `Host: example.com:443`). Combines with [`allowed_origins`](Self::allowed_origins).
+    ///
+    /// Same origin means the same scheme too: a page on plain `http` for the same host is
+    /// refused, since anyone on its network path can rewrite it into a page that talks to
+    /// this server with the user's cookies. So are other schemes, a bare host, and the
+    /// opaque origin `null` (sandboxed frames, `file:` pages). With
+    /// [`plain_ws_behind_proxy`](Self::plain_ws_behind_proxy), `http` pages (port 80 by
+    /// default) are accepted as well as `https`: only the proxy knows which scheme the
+    /// browser used, so have it redirect `http` to `https`, and pass the browser's `Host`
+    /// header through unchanged (nginx: `proxy_set_header Host $http_host;`).
     ///
     /// Defaults to `false` (with no allowed origins set, any origin is accepted).
     pub fn allow_same_origin(mut self, allow: bool) -> Self {
@@ -106,11 +117,27 @@ impl ConfigBuilder {
     /// Serves files from this directory to plain `GET`/`HEAD` requests on the same port
     /// (a page that opens the WebSocket, say). `/` and directories serve `index.html`.
     /// Paths that try to leave the directory (`..`, encoded or not, links pointing
-    /// outside) get 404.
+    /// outside) get 404, and so do hidden files and folders unless
+    /// [`serve_hidden_files`](Self::serve_hidden_files) is set.
     ///
     /// Defaults to none: no files are served.
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.policy.static_dir = Some(dir.into());
+        self
+    }
+
+    /// Serves hidden files and folders from the [`static_dir`](Self::static_dir): those
+    /// whose name in the URL path, or the name of a folder on that path, starts with `.`
+    /// (`/.env`, `/.git/config`, `/.well-known/security.txt`). Otherwise they get 404,
+    /// as if absent: such files tend to hold what was never meant to be published
+    /// (passwords in `.env`, a whole repository in `.git/`).
+    ///
+    /// `/.well-known/` (ACME challenges, `security.txt`) is the usual reason to turn this
+    /// on; when you do, keep no other hidden file or folder in the directory.
+    ///
+    /// Defaults to `false`.
+    pub fn serve_hidden_files(mut self, serve: bool) -> Self {
+        self.policy.serve_hidden_files = serve;
         self
     }
 }

@@ -174,6 +174,7 @@ impl ConfigBuilder {
         }
         let tls = self.tls.build()?;
         let bind = self.bind.unwrap_or_else(|| "127.0.0.1:8443".into());
-        Ok(Config { bind, tls, limits: self.limits, policy: self.policy })
+        let policy = Policy { plain_ws: tls.is_plain(), ..self.policy };
+        Ok(Config { bind, tls, limits: self.limits, policy })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::client::Client;
 use super::stream::{tls_error, would_block, Transport};
-use crate::http::{self, Reject, Request, Route};
+use crate::http::{self, log_safe, Reject, Request, Route};
 use crate::stats::bump;
 use crate::{ConnectionInfo, Error};
 
@@ -124,7 +124,7 @@ impl Client<'_> {
             response.push_str(body);
         }
         self.send_all(stream, response.as_bytes(), self.deadline)?;
-        log::debug!("{}: answered {} {} with {status}", self.id, request.method(), request.path());
+        log::debug!("{}: answered {} {} with {status}", self.id, log_safe(request.method()), log_safe(request.path()));
         Ok(None)
     }
 
@@ -148,7 +148,7 @@ impl Client<'_> {
                 self.send_all(stream, &chunk[..n], deadline)?;
             }
         }
-        log::debug!("{}: served {} ({length} bytes)", self.id, path.display());
+        log::debug!("{}: served {} ({length} bytes)", self.id, log_safe(&path.to_string_lossy()));
         Ok(None)
     }
 

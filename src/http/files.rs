@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 /// The file under `root` that `url_path` names, or `None` when there is none or the
 /// path tries to leave `root` (`..`, encoded `%2e%2e`, backslashes, NUL bytes, or a
 /// symbolic link that points outside). A directory serves its `index.html`.
-pub(crate) fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
+///
+/// Unless `hidden` is set, a path with a segment that starts with `.` (`/.env`,
+/// `/.git/config`, `/sub/.hidden/x`, encoded or not) is `None` too: such files hold
+/// secrets or history that were rarely meant to be published.
+pub(crate) fn resolve(root: &Path, url_path: &str, hidden: bool) -> Option<PathBuf> {
     let decoded = percent_decode(url_path)?;
     if decoded.contains(['\\', '\0']) {
         return None;
@@ -15,6 +19,7 @@ pub(crate) fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
         match segment {
             "" => continue,
             "." | ".." => return None,
+            name if name.starts_with('.') && !hidden => return None,
             name => relative.push(name),
         }
     }

@@ -19,7 +19,7 @@ mod upgrade_check;
 pub(crate) use files::content_type;
 pub use policy::{AppData, Rejection};
 pub(crate) use policy::{Policy, Route};
-pub(crate) use request::head_len;
 pub use request::Request;
+pub(crate) use request::{head_len, log_safe};
 pub(crate) use response::{error_response, response_head, Reject};
 pub(crate) use upgrade_check::{check_upgrade, switching_protocols};

@@ -57,9 +57,14 @@ pub(crate) struct Policy {
     pub(crate) websocket_paths: Vec<String>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) same_origin: bool,
+    /// The server speaks plain `ws://` behind a TLS-terminating proxy: same-origin pages
+    /// may then be `http` as well as `https`.
+    pub(crate) plain_ws: bool,
     pub(crate) auth: Option<AuthHook>,
     pub(crate) health_path: Option<String>,
     pub(crate) static_dir: Option<PathBuf>,
+    /// Files and folders whose name starts with `.` are served from `static_dir`.
+    pub(crate) serve_hidden_files: bool,
     pub(crate) subprotocols: Vec<String>,
 }
 
@@ -69,9 +74,11 @@ impl Default for Policy {
             websocket_paths: Vec::new(),
             allowed_origins: Vec::new(),
             same_origin: false,
+            plain_ws: false,
             auth: None,
             health_path: Some("/healthz".into()),
             static_dir: None,
+            serve_hidden_files: false,
             subprotocols: Vec::new(),
         }
     }
@@ -83,9 +90,11 @@ impl fmt::Debug for Policy {
             .field("websocket_paths", &self.websocket_paths)
             .field("allowed_origins", &self.allowed_origins)
             .field("same_origin", &self.same_origin)
+            .field("plain_ws", &self.plain_ws)
             .field("auth", &self.auth.as_ref().map(|_| "<hook>"))
             .field("health_path", &self.health_path)
             .field("static_dir", &self.static_dir)
+            .field("serve_hidden_files", &self.serve_hidden_files)
             .field("subprotocols", &self.subprotocols)
             .finish()
     }
@@ -105,7 +114,9 @@ impl Policy {
         if self.health_path.as_deref() == Some(path) {
             return Route::Health;
         }
-        if let Some(file) = self.static_dir.as_deref().and_then(|root| super::files::resolve(root, path)) {
+        if let Some(file) =
+            self.static_dir.as_deref().and_then(|root| super::files::resolve(root, path, self.serve_hidden_files))
+        {
             return Route::File(file);
         }
         if websocket_path {
@@ -130,7 +141,7 @@ impl Policy {
         if self.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
             return Ok(());
         }
-        if self.same_origin && same_host(origin, request.header("host")) {
+        if self.same_origin && same_origin(origin, request.header("host"), self.plain_ws) {
             return Ok(());
         }
         Err(Reject::new(403, format!("origin {origin:?} is not allowed")))
@@ -145,11 +156,48 @@ impl Policy {
     }
 }
 
-/// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
-fn same_host(origin: &str, host: Option<&str>) -> bool {
+/// Whether `origin` is a page of this server: the same scheme, host and port as the
+/// request (RFC 6454 §5), host names compared case-insensitively and a missing port read
+/// as the scheme's default. The scheme is `https`; `http` only when the server speaks
+/// plain `ws://` behind a proxy, which alone knows the scheme the browser used. Anything
+/// that is not a serialized origin (`null`, a bare host, a path, user info) is not.
+fn same_origin(origin: &str, host: Option<&str>, plain_ws: bool) -> bool {
     let Some(host) = host else { return false };
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    origin_host.eq_ignore_ascii_case(host)
+    let Some((scheme, authority)) = origin.split_once("://") else { return false };
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else if plain_ws && scheme.eq_ignore_ascii_case("http") {
+        80
+    } else {
+        return false;
+    };
+    match (host_and_port(authority, default_port), host_and_port(host, default_port)) {
+        (Some((a, p)), Some((b, q))) => p == q && a.eq_ignore_ascii_case(b),
+        _ => false,
+    }
+}
+
+/// Splits `host[:port]` (the host a name, an IPv4 address or a bracketed IPv6 address),
+/// with `default_port` when the port is left out; `None` for anything else.
+fn host_and_port(text: &str, default_port: u16) -> Option<(&str, u16)> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (text, None),
+    };
+    let port = match port {
+        None => default_port,
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => digits.parse().ok()?,
+        Some(_) => return None,
+    };
+    is_host(host).then_some((host, port))
+}
+
+/// Whether `host` is a host name, an IPv4 address or a bracketed IPv6 address.
+fn is_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')),
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +236,60 @@ mod tests {
         assert!(strict.check_origin(&none).is_ok(), "non-browser clients send no Origin");
         assert!(same.check_origin(&own).is_ok());
         assert_eq!(same.check_origin(&evil).unwrap_err().status, 403);
+    }
+
+    #[test]
+    fn same_origin_matrix() {
+        // (Host header, Origin, accepted over TLS, accepted as plain ws:// behind a proxy)
+        let cases = [
+            ("h:8443", "https://h:8443", true, true),
+            ("h:8443", "HTTPS://H:8443", true, true),
+            ("H:8443", "https://h:8443", true, true),
+            ("h:8443", "http://h:8443", false, true),
+            ("h:8443", "ftp://h:8443", false, false),
+            ("h:8443", "wss://h:8443", false, false),
+            ("h:8443", "h:8443", false, false),
+            ("h:8443", "//h:8443", false, false),
+            ("h:8443", "https://h", false, false),
+            ("h:8443", "https://h:8444", false, false),
+            ("h:8443", "https://other:8443", false, false),
+            ("h:8443", "https://h:8443/", false, false),
+            ("h:8443", "https://h:8443/path", false, false),
+            ("h:8443", "https://u@h:8443", false, false),
+            ("h:8443", "https://h:+8443", false, false),
+            ("h:8443", "https://h:", false, false),
+            ("h:8443", "https://h:99999", false, false),
+            ("h:8443", "https://", false, false),
+            ("h:8443", "null", false, false),
+            ("h:8443", "", false, false),
+            // Default ports, written or left out, on either side.
+            ("h", "https://h", true, true),
+            ("h", "https://h:443", true, true),
+            ("h:443", "https://h", true, true),
+            ("h", "http://h", false, true),
+            ("h:80", "http://h", false, true),
+            ("h:80", "https://h", false, false),
+            ("h:443", "http://h", false, false),
+            // IP addresses.
+            ("127.0.0.1:8443", "https://127.0.0.1:8443", true, true),
+            ("[::1]:8443", "https://[::1]:8443", true, true),
+            ("[::1]", "https://[::1]:443", true, true),
+            ("[::1]:8443", "https://[::2]:8443", false, false),
+            ("[nonsense]:8443", "https://[nonsense]:8443", false, false),
+            // A Host header that is not one.
+            ("h:8443/x", "https://h:8443/x", false, false),
+            ("", "https://", false, false),
+        ];
+        for (plain_ws, column) in [(false, "TLS"), (true, "plain")] {
+            let policy = Policy { same_origin: true, plain_ws, ..Policy::default() };
+            for (host, origin, tls_ok, plain_ok) in cases {
+                let expected = if plain_ws { plain_ok } else { tls_ok };
+                let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n\r\n");
+                let accepted = policy.check_origin(&request(&head)).is_ok();
+                assert_eq!(accepted, expected, "{column}: Host {host:?}, Origin {origin:?}");
+            }
+        }
+        let no_host = request("GET / HTTP/1.1\r\nOrigin: https://h\r\n\r\n");
+        assert!(Policy { same_origin: true, ..Policy::default() }.check_origin(&no_host).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! [`Request`]: the HTTP request head a client opened with, as the policy sees it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -164,11 +165,12 @@ impl Request {
     /// The request as it arrived, one line per header, for the `debug` log: cookie and
     /// authorization values and query values are replaced by `<redacted>`, since they
     /// often carry credentials (browsers cannot set headers on a WebSocket, so tokens
-    /// travel in the query string).
+    /// travel in the query string). The rest goes through [`log_safe`].
     pub(crate) fn redacted_head(&self) -> String {
-        let mut head = format!("{} {}{} HTTP/1.1", self.method, self.path, self.redacted_query());
+        let (method, path) = (log_safe(&self.method), log_safe(&self.path));
+        let mut head = format!("{method} {path}{} HTTP/1.1", self.redacted_query());
         for (name, value) in self.headers() {
-            head.push_str(&format!("\n    {name}: {}", redacted(name, value)));
+            head.push_str(&format!("\n    {}: {}", log_safe(name), log_safe(redacted(name, value))));
         }
         head
     }
@@ -180,8 +182,8 @@ impl Request {
                 let keys: Vec<String> = query
                     .split('&')
                     .map(|pair| match pair.split_once('=') {
-                        Some((key, _)) => format!("{key}=<redacted>"),
-                        None => pair.to_owned(),
+                        Some((key, _)) => format!("{}=<redacted>", log_safe(key)),
+                        None => log_safe(pair).into_owned(),
                     })
                     .collect();
                 format!("?{}", keys.join("&"))
@@ -198,6 +200,35 @@ fn redacted<'a>(name: &str, value: &'a str) -> &'a str {
     } else {
         value
     }
+}
+
+/// `text` as it may appear in a log line: every character that does not print as
+/// itself is escaped the way Rust's `{:?}` writes it (`\n`, `\u{85}`, `\u{202e}`). That
+/// covers control characters (CR, LF, NEL, ESC), the line and paragraph separators,
+/// bidirectional embeddings, overrides and isolates, zero-width and other format
+/// characters, and unassigned code points. Client-supplied text goes through this before
+/// it reaches a log, so it can neither forge a log line nor reorder what an operator reads.
+///
+/// Backslashes and quotes are left alone, so escaping twice, or escaping text already
+/// written with `{:?}`, changes nothing. Nothing is copied when nothing needs escaping.
+pub(crate) fn log_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs_escape(c) {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// Whether [`log_safe`] escapes `c`.
+fn needs_escape(c: char) -> bool {
+    !matches!(c, '"' | '\'' | '\\') && c.escape_debug().len() > 1
 }
 
 impl fmt::Debug for Request {
@@ -245,6 +276,37 @@ mod tests {
         let head = r.redacted_head();
         assert!(head.starts_with("GET /chat?room=<redacted>&token=<redacted> HTTP/1.1\n    Host: h\n"), "{head}");
         assert!(!head.contains("s3cret") && !head.contains("Bearer"), "{head}");
+    }
+
+    #[test]
+    fn log_safe_escapes_what_does_not_print() {
+        assert!(matches!(log_safe("/chat/résumé \"x\" 'y'"), Cow::Borrowed(_)));
+        let cases = [
+            ("a\r\nb\tc\0", "a\\r\\nb\\tc\\0"),
+            ("\u{1b}[31m\u{7f}", "\\u{1b}[31m\\u{7f}"),
+            ("next\u{85}line\u{2028}sep\u{2029}", "next\\u{85}line\\u{2028}sep\\u{2029}"),
+            ("\u{202a}\u{202b}\u{202c}\u{202d}\u{202e}", "\\u{202a}\\u{202b}\\u{202c}\\u{202d}\\u{202e}"),
+            ("\u{2066}\u{2067}\u{2068}\u{2069}", "\\u{2066}\\u{2067}\\u{2068}\\u{2069}"),
+            ("\u{200b}\u{200e}\u{200f}\u{61c}\u{feff}", "\\u{200b}\\u{200e}\\u{200f}\\u{61c}\\u{feff}"),
+        ];
+        for (raw, logged) in cases {
+            assert_eq!(log_safe(raw), logged, "{raw:?}");
+            assert_eq!(log_safe(logged), logged, "escaping twice changes nothing");
+        }
+        assert!(matches!(log_safe("a\\u{202e}b \"c:\\d\""), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_logged_head_is_escaped() {
+        let r = request(
+            "GET /a/\u{202e}txt.exe?\u{2028}k=v&\u{85}flag HTTP/1.1\r\nHost: h\r\nX-Note: \u{2066}x\u{2029}y\r\n\r\n",
+        );
+        assert_eq!(r.path(), "/a/\u{202e}txt.exe", "the application sees the path as sent");
+        let head = r.redacted_head();
+        assert_eq!(
+            head,
+            "GET /a/\\u{202e}txt.exe?\\u{2028}k=<redacted>&\\u{85}flag HTTP/1.1\n    Host: h\n    X-Note: \\u{2066}x\\u{2029}y"
+        );
     }
 
     #[test]

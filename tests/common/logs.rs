@@ -1,5 +1,6 @@
 //! A logger that keeps every record, so tests can assert on warnings. A test binary that
-//! uses it must call [`capture`] before anything else logs (the first logger set wins).
+//! uses it must call [`capture`] (or [`capture_at`]) before anything else logs (the first
+//! logger set wins).
 
 use std::sync::Mutex;
 
@@ -9,7 +10,7 @@ struct Capture;
 
 impl log::Log for Capture {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Info
+        metadata.level() <= log::max_level()
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -22,11 +23,16 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
-/// Installs the capturing logger (once per process).
+/// Installs the capturing logger (once per process), keeping `info` and above.
 pub fn capture() {
+    capture_at(log::LevelFilter::Info);
+}
+
+/// Installs the capturing logger (once per process), keeping `level` and above.
+pub fn capture_at(level: log::LevelFilter) {
     static LOGGER: Capture = Capture;
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Info);
+        log::set_max_level(level);
     }
 }
 
@@ -34,4 +40,10 @@ pub fn capture() {
 pub fn matching(level: log::Level, needle: &str) -> Vec<String> {
     let records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
     records.iter().filter(|(l, text)| *l == level && text.contains(needle)).map(|(_, text)| text.clone()).collect()
+}
+
+/// Every record, at any level, whose text contains `needle`.
+pub fn containing(needle: &str) -> Vec<String> {
+    let records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
+    records.iter().filter(|(_, text)| text.contains(needle)).map(|(_, text)| text.clone()).collect()
 }
