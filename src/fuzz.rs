@@ -24,7 +24,7 @@ pub fn request_head(data: &[u8]) {
     }
 }
 
-fn check_reject(reject: &http::Reject) {
+fn check_reject(reject: &http::Rejection) {
     assert!((400..600).contains(&reject.status));
     let response = http::error_response(reject);
     let (head, body) = response.split_once("\r\n\r\n").expect("a blank line after the head");

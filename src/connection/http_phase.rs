@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::client::Client;
 use super::stream::{tls_error, would_block, Transport};
-use crate::http::{self, log_safe, Reject, Request, Route};
+use crate::http::{self, log_safe, Rejection, Request, Route};
 use crate::stats::bump;
 use crate::{ConnectionInfo, Error};
 
@@ -48,7 +48,8 @@ impl Client<'_> {
             }
             Route::NotFound => {
                 if request.wants_websocket() {
-                    Err(self.refuse(stream, Reject::new(404, format!("no WebSocket endpoint at {}", request.path()))))
+                    Err(self
+                        .refuse(stream, Rejection::new(404, format!("no WebSocket endpoint at {}", request.path()))))
                 } else {
                     self.respond_plain(stream, 404, "text/plain", "404 not found\n", &request)
                 }
@@ -102,7 +103,7 @@ impl Client<'_> {
     }
 
     /// Answers with an HTTP error and reports the refusal as the error.
-    fn refuse(&self, stream: &mut Transport, reject: Reject) -> Error {
+    fn refuse(&self, stream: &mut Transport, reject: Rejection) -> Error {
         bump(&self.context.stats.http_responses);
         // The answer is best effort: the error to report is the refusal itself.
         let _ = self.send_all(stream, http::error_response(&reject).as_bytes(), self.deadline);
@@ -193,7 +194,7 @@ impl Client<'_> {
                 return Ok((buf, leftover));
             }
             if buf.len() > max {
-                return Err(self.refuse(stream, Reject::new(431, format!("request head larger than {max} bytes"))));
+                return Err(self.refuse(stream, Rejection::new(431, format!("request head larger than {max} bytes"))));
             }
         }
     }

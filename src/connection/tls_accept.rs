@@ -43,7 +43,7 @@ impl Client<'_> {
             TLS_HANDSHAKE_RECORD => Ok(()),
             b'A'..=b'Z' => {
                 let reject =
-                    http::Reject::new(400, "this port speaks TLS: use https:// or wss://, not http:// or ws://");
+                    http::Rejection::new(400, "this port speaks TLS: use https:// or wss://, not http:// or ws://");
                 let _ = (&*socket).write_all(http::error_response(&reject).as_bytes());
                 Err(Error::tls(TlsFailure::PlainHttp, "the client spoke plain HTTP (http:// or ws://) to the TLS port"))
             }

@@ -7,7 +7,7 @@
 //!  policy.rs         Request → Route (WebSocket, health, file, ...), Origin check, auth hook
 //!  upgrade_check.rs  Request → Upgrade (RFC 6455 §4.2.1 checks, Sec-WebSocket-Accept) → 101
 //!  files.rs          URL path → file under the static directory, safely; its Content-Type
-//!  response.rs       Reject → HTTP error response; plain response heads
+//!  response.rs       Rejection → HTTP error response; plain response heads
 //! ```
 
 mod files;
@@ -17,9 +17,10 @@ mod response;
 mod upgrade_check;
 
 pub(crate) use files::content_type;
-pub use policy::{AppData, Rejection};
+pub use policy::AppData;
 pub(crate) use policy::{Policy, Route};
 pub use request::Request;
 pub(crate) use request::{head_len, log_safe};
-pub(crate) use response::{error_response, response_head, Reject};
+pub use response::Rejection;
+pub(crate) use response::{error_response, response_head};
 pub(crate) use upgrade_check::{check_upgrade, switching_protocols};

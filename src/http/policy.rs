@@ -7,28 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::request::Request;
-use super::response::Reject;
+use super::response::Rejection;
 
 /// A value the [authentication hook](crate::ConfigBuilder::authenticate) attaches to a
 /// connection: it comes back with every event of that connection. Downcast it with
 /// `data.downcast_ref::<T>()`.
 pub type AppData = Arc<dyn Any + Send + Sync>;
-
-/// The authentication hook's "no": an HTTP status and a short body for the client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    pub(crate) status: u16,
-    pub(crate) body: String,
-}
-
-impl Rejection {
-    /// Refuses with `status` (e.g. 401 or 403) and `body` (plain text, shown to the client).
-    /// A status outside 400–599 becomes 403.
-    pub fn new(status: u16, body: impl Into<String>) -> Rejection {
-        let status = if (400..600).contains(&status) { status } else { 403 };
-        Rejection { status, body: body.into() }
-    }
-}
 
 /// The authentication hook: runs on the connection's own thread for every Upgrade request.
 pub(crate) type AuthHook = Arc<dyn Fn(&Request) -> Result<Option<AppData>, Rejection> + Send + Sync>;
@@ -133,7 +117,7 @@ impl Policy {
     /// check any web site the user visits can talk to this server as that user
     /// (cross-site WebSocket hijacking). Clients other than browsers send no Origin and
     /// are let through: the check protects browser users, not the server.
-    pub(crate) fn check_origin(&self, request: &Request) -> Result<(), Reject> {
+    pub(crate) fn check_origin(&self, request: &Request) -> Result<(), Rejection> {
         if self.allowed_origins.is_empty() && !self.same_origin {
             return Ok(());
         }
@@ -144,14 +128,14 @@ impl Policy {
         if self.same_origin && same_origin(origin, request.header("host"), self.plain_ws) {
             return Ok(());
         }
-        Err(Reject::new(403, format!("origin {origin:?} is not allowed")))
+        Err(Rejection::new(403, format!("origin {origin:?} is not allowed")))
     }
 
     /// Runs the application's hook, if any.
-    pub(crate) fn authenticate(&self, request: &Request) -> Result<Option<AppData>, Reject> {
+    pub(crate) fn authenticate(&self, request: &Request) -> Result<Option<AppData>, Rejection> {
         match &self.auth {
             None => Ok(None),
-            Some(hook) => hook(request).map_err(|r| Reject::new(r.status, r.body)),
+            Some(hook) => hook(request),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::response::Reject;
+use super::response::Rejection;
 use crate::CertificateInfo;
 
 /// The most header lines a request head may have; more gets HTTP 431.
@@ -33,24 +33,24 @@ pub struct Request {
 
 impl Request {
     /// Parses a complete request head (through the blank line).
-    pub(crate) fn parse(head: &[u8], peer: SocketAddr, server_name: Option<String>) -> Result<Request, Reject> {
+    pub(crate) fn parse(head: &[u8], peer: SocketAddr, server_name: Option<String>) -> Result<Request, Rejection> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut headers);
         match parsed.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(Reject::new(400, "incomplete request head")),
+            Ok(httparse::Status::Partial) => return Err(Rejection::new(400, "incomplete request head")),
             Err(httparse::Error::TooManyHeaders) => {
-                return Err(Reject::new(431, format!("more than {MAX_HEADERS} header lines")))
+                return Err(Rejection::new(431, format!("more than {MAX_HEADERS} header lines")))
             }
-            Err(e) => return Err(Reject::new(400, format!("malformed request: {e}"))),
+            Err(e) => return Err(Rejection::new(400, format!("malformed request: {e}"))),
         }
         if parsed.version != Some(1) {
-            return Err(Reject::new(400, "HTTP/1.1 required"));
+            return Err(Rejection::new(400, "HTTP/1.1 required"));
         }
         let target = parsed.path.unwrap_or_default();
         // Origin-form only ("/path?query"): absolute URLs and "*" are for proxies.
         if !target.starts_with('/') {
-            return Err(Reject::new(400, "the request target must start with /"));
+            return Err(Rejection::new(400, "the request target must start with /"));
         }
         let (path, query) = match target.split_once('?') {
             Some((path, query)) => (path.to_owned(), Some(query.to_owned())),

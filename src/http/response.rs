@@ -1,21 +1,26 @@
 //! Plain HTTP responses: the refusals of a bad Upgrade request, files, the health JSON.
 //! Every plain response closes the connection afterwards: no keep-alive to manage.
 
-/// A request the server refuses, and the HTTP status that says why.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Reject {
+/// A request the server refuses: an HTTP status and a short plain-text reason for the
+/// client. The [authentication hook](crate::ConfigBuilder::authenticate) returns one to
+/// say "no"; the server's own checks (Upgrade, Origin, limits) make them too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
     pub(crate) status: u16,
     pub(crate) reason: String,
 }
 
-impl Reject {
-    pub(crate) fn new(status: u16, reason: impl Into<String>) -> Reject {
-        Reject { status, reason: reason.into() }
+impl Rejection {
+    /// Refuses with `status` (e.g. 401 or 403) and `reason` (plain text, shown to the
+    /// client). A status outside 400–599 becomes 403.
+    pub fn new(status: u16, reason: impl Into<String>) -> Rejection {
+        let status = if (400..600).contains(&status) { status } else { 403 };
+        Rejection { status, reason: reason.into() }
     }
 }
 
 /// A short plain-text error response; the connection closes after it.
-pub(crate) fn error_response(reject: &Reject) -> String {
+pub(crate) fn error_response(reject: &Rejection) -> String {
     let body = format!("{} {}\n", reject.status, reject.reason);
     // §4.4: a 426 lists the WebSocket versions we support.
     let extra = if reject.status == 426 { "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" } else { "" };
@@ -56,7 +61,7 @@ mod tests {
 
     #[test]
     fn error_response_is_complete_http() {
-        let response = error_response(&Reject::new(426, "unsupported"));
+        let response = error_response(&Rejection::new(426, "unsupported"));
         assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(response.contains("Sec-WebSocket-Version: 13\r\n"));
         let (head, body) = response.split_once("\r\n\r\n").unwrap();

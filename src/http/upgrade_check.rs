@@ -4,7 +4,7 @@
 //! and the connection thread writes the response it returns.
 
 use super::request::Request;
-use super::response::Reject;
+use super::response::Rejection;
 
 /// The GUID every WebSocket server appends to the client's key (RFC 6455 §1.3).
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -21,32 +21,32 @@ pub(crate) struct Upgrade {
 }
 
 /// Checks an Upgrade request against RFC 6455 §4.2.1 and prepares the 101 answer.
-pub(crate) fn check_upgrade(request: &Request, subprotocols: &[String]) -> Result<Upgrade, Reject> {
+pub(crate) fn check_upgrade(request: &Request, subprotocols: &[String]) -> Result<Upgrade, Rejection> {
     // §4.2.1 (1): an HTTP/1.1 or higher GET request (the version is checked by the parser).
     if request.method() != "GET" {
-        return Err(Reject::new(405, "a WebSocket handshake is a GET request"));
+        return Err(Rejection::new(405, "a WebSocket handshake is a GET request"));
     }
     // §4.2.1 (2): a Host header.
     if request.header("host").is_none() {
-        return Err(Reject::new(400, "missing Host header"));
+        return Err(Rejection::new(400, "missing Host header"));
     }
     // §4.2.1 (3), (4): `Upgrade: websocket` and `Connection: Upgrade` (token lists).
     if !request.wants_websocket() {
-        return Err(Reject::new(426, "this is a WebSocket endpoint: the request has no `Upgrade: websocket`"));
+        return Err(Rejection::new(426, "this is a WebSocket endpoint: the request has no `Upgrade: websocket`"));
     }
     if !request.has_token("connection", "upgrade") {
-        return Err(Reject::new(400, "missing `Connection: Upgrade`"));
+        return Err(Rejection::new(400, "missing `Connection: Upgrade`"));
     }
     // §4.2.1 (6): version 13; anything else gets 426 naming the version we speak (§4.4).
     match request.header("sec-websocket-version") {
         Some("13") => {}
-        Some(other) => return Err(Reject::new(426, format!("unsupported Sec-WebSocket-Version {other:?}"))),
-        None => return Err(Reject::new(400, "missing Sec-WebSocket-Version")),
+        Some(other) => return Err(Rejection::new(426, format!("unsupported Sec-WebSocket-Version {other:?}"))),
+        None => return Err(Rejection::new(400, "missing Sec-WebSocket-Version")),
     }
     // §4.2.1 (5): a key that is 16 random bytes in base64.
-    let key = request.header("sec-websocket-key").ok_or_else(|| Reject::new(400, "missing Sec-WebSocket-Key"))?;
+    let key = request.header("sec-websocket-key").ok_or_else(|| Rejection::new(400, "missing Sec-WebSocket-Key"))?;
     if !is_base64_of_16_bytes(key) {
-        return Err(Reject::new(400, "Sec-WebSocket-Key is not 16 bytes in base64"));
+        return Err(Rejection::new(400, "Sec-WebSocket-Key is not 16 bytes in base64"));
     }
     // §4.2.2 step 4 (/subprotocol/): the server's preference decides among the client's offers.
     let offered: Vec<&str> = request.list("sec-websocket-protocol").collect();
@@ -110,7 +110,7 @@ mod tests {
         Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n\r\n";
 
-    fn check(head: &str, subprotocols: &[String]) -> Result<Upgrade, Reject> {
+    fn check(head: &str, subprotocols: &[String]) -> Result<Upgrade, Rejection> {
         let request = Request::parse(head.as_bytes(), "127.0.0.1:9".parse().unwrap(), None)?;
         check_upgrade(&request, subprotocols)
     }
