@@ -7,18 +7,18 @@
 //!
 //! ```text
 //!  std::net::TcpListener
-//!         │ accept (acceptor thread; enforces max_connections)
+//!         │ accept (acceptor thread, server.rs; enforces max_connections)
 //!         ▼
-//!  one thread per client ("tinywss-conn-<id>", small stack)
-//!    TLS handshake (rustls)   ─┐ one deadline for both, on a short-lived
-//!    HTTP/1.1 Upgrade         ─┘ thread of their own ("tinywss-hs-<id>")
+//!  one thread per client ("tinywss-conn-<id>", small stack; connection/)
+//!    TLS handshake (rustls)      ─┐ one deadline for both, on a short-lived
+//!    HTTP/1.1 Upgrade (http/)    ─┘ thread of their own ("tinywss-hs-<id>")
 //!    frame loop (tungstenite): poll(socket, waker, timers)
-//!         │ Event                                   ▲ Message (bounded queue per client)
+//!         │ Event                                   ▲ Message (bounded outbox per client)
 //!         │ (bounded channel, in order per client)  │ + waker
 //!         ▼                                         │
 //!  the application ── Handle::send/broadcast/close ─────┘
 //!  (Server::events)   in the caller's thread: find the client in the shared
-//!                     registry, queue the message, ring the client's waker
+//!                     registry (hub/), queue the message, ring the client's waker
 //! ```
 //!
 //! Each client thread sleeps in `poll(2)` until its socket has bytes, the application
@@ -26,6 +26,12 @@
 //! timeout) is due: an idle connection costs no CPU. Everything that can grow is bounded:
 //! the events channel, each client's outbound queue, message and frame sizes, the number
 //! of connections. What does not fit is refused or dropped, and counted in [`Stats`].
+//!
+//! The source is laid out the same way, and every import points down this list:
+//! `server` and `handle` (what the application starts and calls) → `connection` (one
+//! client's thread, its phases in order in `connection/mod.rs`) → `hub` (the routing
+//! table, the outboxes, the rooms, the events channel) → `http` and `tls` (pure HTTP
+//! functions; certificates and their renewal) → `wait` and the public types.
 //!
 //! ## Quick start
 //!
@@ -117,6 +123,10 @@
 //! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal, failed handshakes (at most one line per 10 s; the rest at `debug`) |
 //! | `debug` | each connection: TLS version, cipher suite, SNI and ALPN; the HTTP request and the 101 response, header by header; open; the close (who, code, reason, duration, messages and bytes each way) |
 //! | `trace` | each frame both ways (target `tinywss::frames`: opcode, FIN, RSV, masked, payload length), each message and control frame |
+//!
+//! Text that comes from a client (paths, header values, refusal reasons) is logged with
+//! control, line-breaking and bidirectional characters escaped (`\u{202e}`), so a request
+//! cannot forge or hide a log line.
 //!
 //! To watch the protocol, run an example with `RUST_LOG=tinywss=trace`. Prefer that to a
 //! bare `RUST_LOG=trace`: tungstenite's own `trace` output prints message payloads.

@@ -1,4 +1,4 @@
-//! The connection's frame loop (src/session.rs) over arbitrary client bytes.
+//! The connection's frame loop (src/connection/session.rs) over arbitrary client bytes.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| tinywss::fuzz::frame_loop(data));
