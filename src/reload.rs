@@ -4,11 +4,14 @@
 //! `live/` to new files in `archive/`, others rename a new file over the old one or
 //! write the certificate and the key one after the other. So the reloader compares the
 //! files' *content* (a SHA-256 of both, read through any symlink) with the pair in
-//! service. When it changed, the new pair is loaded and checked like at start and swapped
-//! into the [`CertStore`]: handshakes that start afterwards get it, open connections keep
-//! their session. A pair that fails (a key that does not match yet, an expired
-//! certificate, a half-written file) is retried every second for [`GRACE`], then refused
-//! with an `error` log, and the old pair stays in service until the files change again.
+//! service. It reads them the way they are read at start, never blocking on a FIFO and
+//! never more than a PEM file's worth ([`load::read_file`]), since the check shares the
+//! acceptor's thread. When the content changed, the new pair is loaded and checked like
+//! at start and swapped into the [`CertStore`]: handshakes that start afterwards get it,
+//! open connections keep their session. A pair that fails (a key that does not match
+//! yet, an expired certificate, a half-written file) is retried every second for
+//! [`GRACE`], then refused with an `error` log, and the old pair stays in service until
+//! the files change again.
 //!
 //! While no renewal arrives, a certificate in service that expires within the warning
 //! window is mentioned again once a day (`warn`, then `error` once expired), so a broken
@@ -254,8 +257,8 @@ impl Reloader {
 
 fn digest(files: &PemPair) -> Digest {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    for path in [&files.cert, &files.key] {
-        let bytes = std::fs::read(path).ok()?;
+    for (path, what) in [(&files.cert, "certificate"), (&files.key, "private key")] {
+        let bytes = load::read_file(path, what).ok()?;
         context.update(&(bytes.len() as u64).to_le_bytes());
         context.update(&bytes);
     }
@@ -265,6 +268,7 @@ fn digest(files: &PemPair) -> Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::load::tests::{mkfifo, promptly};
     use std::path::{Path, PathBuf};
 
     struct Dir(PathBuf);
@@ -377,6 +381,56 @@ mod tests {
 
         let far = not_after - Duration::from_secs(60 * 24 * 3600);
         assert!(reloader.expiry_reminder(watched, t0 + 4 * REMINDER, far).is_none(), "nothing to say yet");
+    }
+
+    /// Puts `make(temporary path)` in place of `path` in one rename, as deployments do.
+    fn replace(path: &Path, make: impl FnOnce(&Path)) {
+        let tmp = path.with_extension("new");
+        make(&tmp);
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    /// Replaces the certificate with `make`, then checks (bounded): the check returns, the
+    /// pair in service stays, and a reload on demand fails naming the certificate file.
+    fn check_promptly_then_reload(name: &str, make: impl FnOnce(&Path)) -> String {
+        let dir = dir(name);
+        let old = pair();
+        let (reloader, store, files) = start(&dir.0, &old, Duration::from_secs(30));
+        replace(&files.cert, make);
+        let reloader = Arc::new(reloader);
+        let due = Instant::now() + Duration::from_secs(30);
+        let r = Arc::clone(&reloader);
+        promptly("the periodic check", move || r.tick(due));
+        let r = Arc::clone(&reloader);
+        promptly("the check at the end of the grace period", move || r.tick(due + GRACE));
+        assert!(reloader.lock().watched[0].change.as_ref().is_some_and(|c| c.refused));
+        assert_eq!(served(&store), der(&old.0), "the pair in service stays");
+        let r = Arc::clone(&reloader);
+        match promptly("a reload on demand", move || r.reload_now()) {
+            Err(Error::TlsFile { path, problem }) => {
+                assert_eq!(path, files.cert, "{problem}");
+                problem
+            }
+            other => panic!("expected a TlsFile error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_certificate_blocks_no_check() {
+        let problem = check_promptly_then_reload("fifo", mkfifo);
+        assert!(problem.contains("named pipe (FIFO)") && problem.contains("not a regular file"), "{problem}");
+    }
+
+    #[test]
+    fn a_link_to_dev_zero_in_place_of_the_certificate_is_refused_promptly() {
+        let problem = check_promptly_then_reload("zero", |tmp| std::os::unix::fs::symlink("/dev/zero", tmp).unwrap());
+        assert!(problem.contains("character device") && problem.contains("not a regular file"), "{problem}");
+    }
+
+    #[test]
+    fn an_oversized_certificate_is_refused() {
+        let problem = check_promptly_then_reload("large", |tmp| std::fs::write(tmp, vec![b'A'; 2 << 20]).unwrap());
+        assert!(problem.contains("larger than"), "{problem}");
     }
 
     #[test]
