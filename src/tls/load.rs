@@ -73,12 +73,20 @@ pub(crate) fn load_pair(
 /// image), and reading it in full would cost memory and time for nothing.
 const MAX_PEM_FILE: u64 = 1024 * 1024;
 
+#[cfg(test)]
+thread_local! {
+    /// How many files this thread has opened to read (tests show what is not read again).
+    pub(crate) static READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Reads a certificate, key or CA file; the one way this crate reads them, at start and
 /// at every reload. It never blocks: the file is opened with `O_NONBLOCK` (opening a
 /// FIFO would otherwise wait for a writer), and only a regular file of at most
 /// [`MAX_PEM_FILE`] bytes is read, at most that many bytes even when it grows meanwhile.
 /// Anything else (a FIFO, a device such as `/dev/zero`, a directory) is refused unread.
 pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
+    #[cfg(test)]
+    READS.with(|reads| reads.set(reads.get() + 1));
     let refuse = |problem: String| Error::TlsFile { path: path.into(), problem };
     let file = open_nonblocking(path).map_err(|e| refuse(open_problem(&e, what)))?;
     let metadata = file.metadata().map_err(|e| refuse(format!("cannot read the {what} file: {e}")))?;
