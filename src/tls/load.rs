@@ -88,12 +88,10 @@ pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
     #[cfg(test)]
     READS.with(|reads| reads.set(reads.get() + 1));
     let refuse = |problem: String| Error::TlsFile { path: path.into(), problem };
-    let file = open_nonblocking(path).map_err(|e| refuse(open_problem(&e, what)))?;
+    let file = open_nonblocking(path).map_err(|e| refuse(open_problem(path, &e, what)))?;
     let metadata = file.metadata().map_err(|e| refuse(format!("cannot read the {what} file: {e}")))?;
     if let Some(kind) = special_kind(&metadata.file_type()) {
-        return Err(refuse(format!(
-            "cannot read the {what} file: this is {kind}, not a regular file; give the path of the PEM file itself"
-        )));
+        return Err(refuse(not_regular(what, kind)));
     }
     if metadata.len() > MAX_PEM_FILE {
         return Err(refuse(format!(
@@ -123,12 +121,20 @@ fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path)
 }
 
-fn open_problem(e: &std::io::Error, what: &str) -> String {
+fn open_problem(path: &Path, e: &std::io::Error, what: &str) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => format!("{what} file not found; check the path"),
         std::io::ErrorKind::PermissionDenied => format!("{what} file not readable by this user; check its permissions"),
-        _ => format!("cannot read the {what} file: {e}"),
+        // Some files cannot even be opened (a Unix socket: ENXIO): say what they are.
+        _ => match std::fs::metadata(path).ok().and_then(|metadata| special_kind(&metadata.file_type())) {
+            Some(kind) => not_regular(what, kind),
+            None => format!("cannot read the {what} file: {e}"),
+        },
     }
+}
+
+fn not_regular(what: &str, kind: &str) -> String {
+    format!("cannot read the {what} file: this is {kind}, not a regular file; give the path of the PEM file itself")
 }
 
 /// What a file that is not a regular file is, in words; `None` for a regular file.
@@ -412,6 +418,15 @@ pub(crate) mod tests {
         std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
         let problem = refusal(&path);
         assert!(problem.contains("character device") && problem.contains("not a regular file"), "{problem}");
+    }
+
+    #[test]
+    fn a_unix_socket_is_refused() {
+        let dir = dir("socket");
+        let path = dir.0.join("cert.pem");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let problem = refusal(&path);
+        assert!(problem.contains("a socket") && problem.contains("not a regular file"), "{problem}");
     }
 
     #[test]
