@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::TestCerts;
-use tinywss::{CertProblem, Config, Error, Server};
+use tinywss::{CertProblem, ClientAuth, Config, ConfigBuilder, Error, Server};
 
 fn build(cert: &Path, key: &Path) -> Result<Config, Error> {
     Config::builder().bind("127.0.0.1:0").tls_pem_files(cert, key).build()
@@ -81,4 +81,77 @@ fn zero_message_limits_are_refused() {
     let builder = || Config::builder().tls_pem_files(&certs.files.cert, &certs.files.key);
     assert!(matches!(builder().max_message_size(0).build(), Err(Error::Config(_))));
     assert!(matches!(builder().max_frame_size(0).build(), Err(Error::Config(_))));
+}
+
+/// Builds on a thread of its own: a read that blocks fails the test instead of hanging it.
+fn build_promptly(builder: ConfigBuilder) -> Result<Config, Error> {
+    common::within_patience(move || builder.build()).expect("build() still blocked after 10 s")
+}
+
+/// The problem `build()` reports, after checking that it names `culprit`.
+fn problem_with(builder: ConfigBuilder, culprit: &Path) -> String {
+    match build_promptly(builder) {
+        Err(Error::TlsFile { path, problem, kind, .. }) => {
+            assert_eq!(path, culprit, "{problem}");
+            assert_eq!(kind, CertProblem::NotARegularFile, "{problem}");
+            problem
+        }
+        other => panic!("expected a TlsFile error naming {}, got {other:?}", culprit.display()),
+    }
+}
+
+fn with_files(cert: &Path, key: &Path) -> ConfigBuilder {
+    Config::builder().bind("127.0.0.1:0").tls_pem_files(cert, key)
+}
+
+#[test]
+fn certificate_that_is_a_fifo() {
+    let certs = TestCerts::new();
+    let fifo = certs.dir.0.join("server-fifo.pem");
+    common::mkfifo(&fifo);
+    let problem = problem_with(with_files(&fifo, &certs.files.key), &fifo);
+    assert!(problem.contains("named pipe (FIFO)") && problem.contains("not a regular file"), "{problem}");
+}
+
+#[test]
+fn key_that_is_a_fifo() {
+    let certs = TestCerts::new();
+    let fifo = certs.dir.0.join("server-fifo.key");
+    common::mkfifo(&fifo);
+    let problem = problem_with(with_files(&certs.files.cert, &fifo), &fifo);
+    assert!(problem.contains("named pipe (FIFO)") && problem.contains("private key"), "{problem}");
+}
+
+#[test]
+fn client_ca_that_is_a_fifo() {
+    let certs = TestCerts::new();
+    let fifo = certs.dir.0.join("clients.pem");
+    common::mkfifo(&fifo);
+    let builder = with_files(&certs.files.cert, &certs.files.key).client_auth(&fifo, ClientAuth::Required);
+    let problem = problem_with(builder, &fifo);
+    assert!(problem.contains("named pipe (FIFO)") && problem.contains("client CA"), "{problem}");
+}
+
+#[test]
+fn certificate_that_is_a_directory() {
+    let certs = TestCerts::new();
+    let problem = problem_with(with_files(&certs.dir.0, &certs.files.key), &certs.dir.0);
+    assert!(problem.contains("a directory") && problem.contains("not a regular file"), "{problem}");
+}
+
+#[test]
+fn certificate_that_is_dev_zero() {
+    let certs = TestCerts::new();
+    let zero = Path::new("/dev/zero");
+    let problem = problem_with(with_files(zero, &certs.files.key), zero);
+    assert!(problem.contains("character device") && problem.contains("not a regular file"), "{problem}");
+}
+
+#[test]
+fn certificate_larger_than_any_chain() {
+    let certs = TestCerts::new();
+    let large = certs.dir.0.join("large.pem");
+    std::fs::write(&large, vec![b'A'; 2 << 20]).unwrap();
+    let problem = problem_with(with_files(&large, &certs.files.key), &large);
+    assert!(problem.contains("2097152 bytes") && problem.contains("larger than"), "{problem}");
 }

@@ -52,7 +52,7 @@ fn certificate_file_unreadable() {
     let not_a_file = dir.0.join("cert-dir");
     std::fs::create_dir(&not_a_file).unwrap();
     let (kind, text) = file_error(builder(&not_a_file, &key).build());
-    assert_eq!(kind, CertProblem::Unreadable);
+    assert_eq!(kind, CertProblem::NotARegularFile);
     assert!(text.contains("cert-dir") && text.contains("cannot read the certificate file"), "{text}");
 }
 

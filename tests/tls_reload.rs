@@ -140,3 +140,66 @@ fn broken_replacement_keeps_the_old_certificate_in_service() {
     handle.reload_tls().unwrap();
     assert_eq!(setup.fingerprint_now(), other.fingerprint(), "a good pair is taken on demand");
 }
+
+/// Shuts the server down within the test's patience, also when the test fails: a server
+/// stuck in a file read then fails the test instead of hanging it in `Server`'s drop
+/// (which finds nothing left to do once one shutdown has begun).
+struct BoundedShutdown(tinywss::Handle);
+
+impl BoundedShutdown {
+    fn shutdown(&self) -> Option<Result<(), Error>> {
+        let handle = self.0.clone();
+        common::within_patience(move || handle.shutdown())
+    }
+}
+
+impl Drop for BoundedShutdown {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+#[test]
+fn a_fifo_in_place_of_the_certificate_blocks_neither_new_clients_nor_shutdown() {
+    common::init_logger();
+    let (dir, ca) = (TempDir::new(), Ca::new("Test CA"));
+    let ca_file = ca.write(&dir.0.join("ca.pem"));
+    let (first, other) = (ca.leaf(&["localhost"]), ca.leaf(&["other.test"]));
+    let (cert, key) = first.write(&dir.0, "server", &[]);
+    let (other_cert, other_key) = other.write(&dir.0, "other", &[]);
+    let builder = Config::builder().bind("127.0.0.1:0").tls_pem_files(&cert, &key).sni_pem_files(
+        "other.test",
+        &other_cert,
+        &other_key,
+    );
+    let server = Server::bind(fast(builder).build().unwrap()).unwrap();
+    let _echo = common::echo_events(&server);
+    let stopper = BoundedShutdown(server.handle());
+    let addr = server.local_addr();
+    // A fresh client config each time: a resumed session would show the old certificate.
+    let connect = |name: &str| connect_with(addr, client_tls(&ca_file), name, "/");
+    let fingerprint = |name: &str| connect(name).ok().map(|c| served_fingerprint(&c));
+
+    // A named pipe that nobody writes to: a plain open() for reading waits for a writer.
+    let fifo = dir.0.join("server.fifo");
+    common::mkfifo(&fifo);
+    std::fs::rename(&fifo, &cert).unwrap();
+    // Renewed after the pipe appeared: once it is served, the periodic check has looked
+    // at the pipe and moved on.
+    let renewed = ca.leaf(&["other.test"]);
+    rename_over(&other_key, &renewed.key_pem);
+    rename_over(&other_cert, &renewed.pem);
+    eventually("the other name's renewal is served", || fingerprint("other.test") == Some(renewed.fingerprint()));
+
+    let mut client = connect("localhost").expect("a new client is accepted");
+    echo_once(&mut client, "still accepting");
+    assert_eq!(served_fingerprint(&client), first.fingerprint(), "the certificate in service stays");
+    drop(client);
+
+    let handle = server.handle();
+    let err = common::within_patience(move || handle.reload_tls()).expect("reload_tls() returns").unwrap_err();
+    assert!(matches!(&err, Error::TlsFile { path, .. } if path == &cert), "{err:?}");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+
+    assert!(matches!(stopper.shutdown(), Some(Ok(()))), "Handle::shutdown returns in time");
+}

@@ -1,10 +1,14 @@
 //! Loading a certificate chain and its key from PEM files, with a diagnosis for each
 //! way it commonly goes wrong: an error that names the file and the fix, or a warning.
 
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use rustix::fs::OFlags;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use rustls::server::ParsedCertificate;
@@ -69,16 +73,110 @@ pub(crate) fn load_pair(
     Ok(Loaded { key: Arc::new(certified), leaf, warnings })
 }
 
+/// The largest certificate, key or CA file read. A chain is a few KiB and a bundle of
+/// every public root CA about 250 KiB: anything larger is the wrong file (a log, a disk
+/// image), and reading it in full would cost memory and time for nothing.
+const MAX_PEM_FILE: u64 = 1024 * 1024;
+
+#[cfg(test)]
+thread_local! {
+    /// How many files this thread has opened to read (tests show what is not read again).
+    pub(crate) static READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads a certificate, key or CA file; the one way this crate reads them, at start and
+/// at every reload. It never blocks: the file is opened with `O_NONBLOCK` (opening a
+/// FIFO would otherwise wait for a writer), and only a regular file of at most
+/// [`MAX_PEM_FILE`] bytes is read, at most that many bytes even when it grows meanwhile.
+/// Anything else (a FIFO, a device such as `/dev/zero`, a directory) is refused unread.
 pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| {
-        let (kind, problem) = match e.kind() {
-            std::io::ErrorKind::NotFound => (CertProblem::NotFound, format!("{what} file not found; check the path")),
-            std::io::ErrorKind::PermissionDenied => {
-                (CertProblem::Unreadable, format!("{what} file not readable by this user; check its permissions"))
-            }
-            _ => (CertProblem::Unreadable, format!("cannot read the {what} file: {e}")),
-        };
-        Error::TlsFile { path: path.into(), kind, problem, source: Some(e) }
+    #[cfg(test)]
+    READS.with(|reads| reads.set(reads.get() + 1));
+    let refuse = |kind: CertProblem, problem: String, source: Option<std::io::Error>| Error::TlsFile {
+        path: path.into(),
+        kind,
+        problem,
+        source,
+    };
+    let unreadable =
+        |e: std::io::Error| refuse(CertProblem::Unreadable, format!("cannot read the {what} file: {e}"), Some(e));
+    let file = open_nonblocking(path).map_err(|e| {
+        let (kind, problem) = open_problem(path, &e, what);
+        refuse(kind, problem, Some(e))
+    })?;
+    let metadata = file.metadata().map_err(unreadable)?;
+    if let Some(kind) = special_kind(&metadata.file_type()) {
+        return Err(refuse(CertProblem::NotARegularFile, not_regular(what, kind), None));
+    }
+    if metadata.len() > MAX_PEM_FILE {
+        return Err(refuse(
+            CertProblem::NotARegularFile,
+            format!(
+                "the {what} file is {} bytes, larger than the {MAX_PEM_FILE} bytes allowed for a PEM file \
+             (a certificate chain is a few KiB); is this the right file?",
+                metadata.len()
+            ),
+            None,
+        ));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(refuse(
+            CertProblem::NotARegularFile,
+            format!(
+                "the {what} file grew past the {MAX_PEM_FILE} bytes allowed for a PEM file while being read; \
+             is something still writing to it?"
+            ),
+            None,
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Opens `path` for reading without waiting: `O_NONBLOCK` makes opening a FIFO return at
+/// once, `O_NOCTTY` keeps a terminal from becoming this process's controlling terminal.
+/// Reads from a regular file are not affected by either flag.
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    let flags = OFlags::NONBLOCK | OFlags::NOCTTY;
+    OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path)
+}
+
+fn open_problem(path: &Path, e: &std::io::Error, what: &str) -> (CertProblem, String) {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => (CertProblem::NotFound, format!("{what} file not found; check the path")),
+        std::io::ErrorKind::PermissionDenied => {
+            (CertProblem::Unreadable, format!("{what} file not readable by this user; check its permissions"))
+        }
+        // Some files cannot even be opened (a Unix socket: ENXIO): say what they are.
+        _ => match std::fs::metadata(path).ok().and_then(|metadata| special_kind(&metadata.file_type())) {
+            Some(kind) => (CertProblem::NotARegularFile, not_regular(what, kind)),
+            None => (CertProblem::Unreadable, format!("cannot read the {what} file: {e}")),
+        },
+    }
+}
+
+fn not_regular(what: &str, kind: &str) -> String {
+    format!("cannot read the {what} file: this is {kind}, not a regular file; give the path of the PEM file itself")
+}
+
+/// What a file that is not a regular file is, in words; `None` for a regular file.
+fn special_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
+    if file_type.is_file() {
+        return None;
+    }
+    Some(if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
     })
 }
 
@@ -274,4 +372,107 @@ fn warn_chain(warnings: &mut Vec<String>, path: &Path, chain: &[CertificateInfo]
 pub(crate) struct PemPair {
     pub(crate) cert: PathBuf,
     pub(crate) key: PathBuf,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    /// Runs `f` on a thread of its own and returns what it returns; panics when it has
+    /// not returned within 5 s (a read that blocks would hang the test otherwise).
+    pub(crate) fn promptly<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, result) = mpsc::channel();
+        std::thread::spawn(move || done.send(f()));
+        result.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| panic!("{what}: still blocked after 5 s"))
+    }
+
+    /// Makes a named pipe at `path` (no writer ever opens it).
+    pub(crate) fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
+    /// A fresh directory for one test, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn dir(name: &str) -> Dir {
+        let path = std::env::temp_dir().join(format!("tinywss-load-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    /// Reads `path` as a certificate file on a thread, bounded; the error's text.
+    fn refusal(path: &Path) -> String {
+        let owned = path.to_owned();
+        match promptly("reading the file", move || read_file(&owned, "certificate")) {
+            Err(Error::TlsFile { path: at, problem, kind, .. }) => {
+                assert_eq!(at, path, "{problem}");
+                assert_eq!(kind, CertProblem::NotARegularFile, "{problem}");
+                problem
+            }
+            Ok(bytes) => panic!("read {} bytes instead of refusing the file", bytes.len()),
+            Err(other) => panic!("expected a TlsFile error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_regular_file_is_read() {
+        let dir = dir("regular");
+        let path = dir.0.join("cert.pem");
+        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        assert_eq!(read_file(&path, "certificate").unwrap(), b"-----BEGIN CERTIFICATE-----\n");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = dir("fifo");
+        let path = dir.0.join("cert.pem");
+        mkfifo(&path);
+        let started = Instant::now();
+        let problem = refusal(&path);
+        assert!(problem.contains("named pipe (FIFO)") && problem.contains("not a regular file"), "{problem}");
+        assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_link_to_dev_zero_is_refused_without_reading() {
+        let dir = dir("zero");
+        let path = dir.0.join("cert.pem");
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let problem = refusal(&path);
+        assert!(problem.contains("character device") && problem.contains("not a regular file"), "{problem}");
+    }
+
+    #[test]
+    fn a_unix_socket_is_refused() {
+        let dir = dir("socket");
+        let path = dir.0.join("cert.pem");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let problem = refusal(&path);
+        assert!(problem.contains("a socket") && problem.contains("not a regular file"), "{problem}");
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = dir("directory");
+        let problem = refusal(&dir.0);
+        assert!(problem.contains("a directory") && problem.contains("not a regular file"), "{problem}");
+    }
+
+    #[test]
+    fn a_file_larger_than_any_certificate_is_refused() {
+        let dir = dir("large");
+        let path = dir.0.join("cert.pem");
+        std::fs::write(&path, vec![b'A'; 2 << 20]).unwrap();
+        let problem = refusal(&path);
+        assert!(problem.contains("2097152 bytes") && problem.contains("larger than"), "{problem}");
+    }
 }

@@ -392,3 +392,19 @@ pub fn proc_status_kib(field: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Runs `f` on a thread of its own; `None` when it has not returned within [`PATIENCE`]
+/// (the thread is left behind), so a call that blocks fails the test instead of hanging it.
+pub fn within_patience<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done, result) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    result.recv_timeout(PATIENCE).ok()
+}
+
+/// Makes a named pipe (FIFO) at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("running mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
