@@ -151,8 +151,8 @@ mod hub;
 mod connection;
 
 // What the phases use: HTTP as pure functions, TLS set-up and certificates, waiting.
-mod failure_log;
 mod http;
+mod log_limit;
 mod tls;
 mod wait;
 

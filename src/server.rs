@@ -11,6 +11,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::connection::{self, Connection, Context};
 use crate::handle::{Handle, Shared, Threads};
 use crate::hub::{outbox, EventSink, Registry};
+use crate::log_limit::{more, Throttle};
 use crate::stats::{bump, Counters};
 use crate::tls::Reloader;
 use crate::wait::{wait, Waker};
@@ -75,6 +76,7 @@ impl Server {
             ended: Arc::new(AtomicUsize::new(0)),
             next_id: 1,
             reloader: tls.reloader.clone(),
+            cannot_serve_log: Throttle::default(),
         };
         let (acceptor_waker, stop) = (Arc::clone(&acceptor.waker), Arc::clone(&acceptor.stop));
         let acceptor = spawn("tinywss-accept", move || acceptor.run())?;
@@ -145,6 +147,8 @@ struct Acceptor {
     next_id: u64,
     /// Checks the certificate files for renewal between accepts.
     reloader: Option<Arc<Reloader>>,
+    /// Keeps a storm of clients that cannot get a thread from flooding the log.
+    cannot_serve_log: Throttle,
 }
 
 impl Acceptor {
@@ -211,7 +215,10 @@ impl Acceptor {
             Ok(thread) => Some(thread),
             Err(e) => {
                 bump(&context.stats.refused);
-                log::warn!("{id}: cannot serve {peer}: {e}");
+                match self.cannot_serve_log.admit() {
+                    Some(held_back) => log::warn!("{id}: cannot serve {peer}: {e}{}", more(held_back)),
+                    None => log::debug!("{id}: cannot serve {peer}: {e}"),
+                }
                 None
             }
         }

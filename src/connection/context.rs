@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Limits;
-use crate::failure_log::FailureLog;
 use crate::http::Policy;
 use crate::hub::{EventSink, Registry};
+use crate::log_limit::FailureLog;
 use crate::stats::Counters;
 
 /// The server-wide state each connection thread works with, built once by

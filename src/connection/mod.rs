@@ -143,7 +143,7 @@ impl Client<'_> {
     }
 
     /// Counts a failed handshake (as a timeout, or under `counter`) and reports it.
-    fn handshake_failed(&self, error: &Error, counter: &AtomicU64, what: &str) {
+    fn handshake_failed(&self, error: &Error, counter: &AtomicU64, what: &'static str) {
         bump(if matches!(error, Error::Timeout(_)) { &self.context.stats.handshakes_timed_out } else { counter });
         self.context.failure_log.report(self.id, self.peer, what, error);
     }

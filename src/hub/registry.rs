@@ -26,6 +26,7 @@ use tungstenite::Message as WsMessage;
 use super::outbox::{Bounds, Control, OutboxSender, Pushed};
 use super::rooms::Rooms;
 use crate::config::{Limits, SlowConsumerPolicy};
+use crate::log_limit::{more, Throttle};
 use crate::stats::{bump, Counters};
 use crate::{ConnectionId, Error};
 
@@ -35,6 +36,8 @@ pub(crate) struct Registry {
     stats: Arc<Counters>,
     bounds: Bounds,
     policy: SlowConsumerPolicy,
+    /// Keeps a storm of slow clients from flooding the log.
+    slow_log: Throttle,
 }
 
 #[derive(Default)]
@@ -64,6 +67,7 @@ impl Registry {
             stats,
             bounds: Bounds { max_bytes: limits.outbound_queue_bytes, max_messages: limits.outbound_queue },
             policy: limits.slow_consumer,
+            slow_log: Throttle::default(),
         }
     }
 
@@ -225,7 +229,11 @@ impl Registry {
             SlowConsumerPolicy::Close => {
                 if control.request_close(1013, "slow consumer: outbound queue full") {
                     bump(&self.stats.slow_consumer_closes);
-                    log::warn!("{id}: outbound queue full (client reads too slowly); closing it with 1013");
+                    let what = "outbound queue full (client reads too slowly); closing it with 1013";
+                    match self.slow_log.admit() {
+                        Some(held_back) => log::warn!("{id}: {what}{}", more(held_back)),
+                        None => log::debug!("{id}: {what}"),
+                    }
                 }
             }
             SlowConsumerPolicy::DropNewest => {
