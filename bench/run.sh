@@ -30,7 +30,10 @@ meta() { echo "$1=$2" >>"$META"; }
 
 echo "== building the benchmark binaries (release)"
 cargo build --release -p tinywss-bench
-B=target/release
+# Where cargo put them: CARGO_TARGET_DIR when set (relative to the repository root, as
+# for cargo here), target/ otherwise.
+TARGET=${CARGO_TARGET_DIR:-target}
+B=$TARGET/release
 "$B/certgen" "$OUT/certs" >/dev/null
 CA=$OUT/certs/ca.pem
 CERT=$OUT/certs/server.pem
@@ -187,14 +190,14 @@ if [ "${SKIP_BUILD_TIME:-0}" != 1 ]; then
 
     echo "== examples/echo with --profile release-small"
     cargo build --profile release-small --example echo --quiet
-    size=$(stat -c %s target/release-small/examples/echo)
+    size=$(stat -c %s "$TARGET/release-small/examples/echo")
     meta echo_size "$size"
     meta echo_size_kib "$((size / 1024))"
     # DT_RELR packs the relocation table of a position-independent executable (one
     # 24-byte entry per pointer in read-only data) into a bitmap. Passed to the final link
     # only, so the dependencies are not rebuilt; the result needs glibc >= 2.36 to start.
     cargo rustc --profile release-small --example echo --quiet -- -C link-arg=-Wl,-z,pack-relative-relocs
-    size=$(stat -c %s target/release-small/examples/echo)
+    size=$(stat -c %s "$TARGET/release-small/examples/echo")
     meta echo_size_relr "$size"
     meta echo_size_relr_kib "$((size / 1024))"
     # Leave the plain build behind for anyone who runs the binary on an older system.
