@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks tinywss against tokio-tungstenite and a plain rustls echo (the TLS floor),
-# and, when Node.js/npm and Python/pip are there, against Node `ws` and Python
-# `websockets` echo servers (bench/peers/, packages installed from npm and PyPI on first
-# run), and writes BENCHMARKS.md at the repository root. Loopback only; every server and
-# client stops by itself. About 15-20 minutes on 2 cores.
+# Benchmarks tinywss against tokio-tungstenite, a thread-per-client tungstenite + rustls
+# server (the synchronous peer) and a plain rustls echo (the TLS floor), and, when
+# Node.js/npm and Python/pip are there, against Node `ws` and Python `websockets` echo
+# servers (bench/peers/, packages installed from npm and PyPI on first run), and writes
+# BENCHMARKS.md at the repository root. Loopback only; every server and client stops by
+# itself. About 15-20 minutes on 2 cores.
 #
 # Knobs (environment): ROUNDS (3), DURATION (5, seconds counted per throughput run),
 # IDLE_CONNS (1000), IDLE_10K (10000; 0 skips), SKIP_BUILD_TIME=1 (skip the clean build
@@ -39,7 +40,10 @@ CA=$OUT/certs/ca.pem
 CERT=$OUT/certs/server.pem
 KEY=$OUT/certs/server.key
 
-SERVERS=(tinywss tokio-tungstenite rustls-floor)
+SERVERS=(tinywss tokio-tungstenite sync-tungstenite rustls-floor)
+# The library's handler mode, once it is built (start_server knows it already; its
+# column in the report is one more line in SERVERS in bench/src/bin/report.rs):
+# SERVERS+=(tinywss-handler)
 if [ "${OTHER_PEERS:-1}" != 0 ]; then
     # shellcheck source=../scripts/lib.sh
     source scripts/lib.sh
@@ -70,9 +74,11 @@ start_server() {
     shift 2
     local cmd port
     case $name in
-    tinywss) cmd=("$B/tinywss_server") port=9101 ;;
+    tinywss) cmd=("$B/tinywss_server" --mode events) port=9101 ;;
     tokio-tungstenite) cmd=("$B/tokio_ws_server") port=9102 ;;
     rustls-floor) cmd=("$B/tls_echo_server") port=9103 ;;
+    sync-tungstenite) cmd=("$B/sync_ws_server") port=9106 ;;
+    tinywss-handler) cmd=("$B/tinywss_server" --mode handler) port=9107 ;;
     node-ws) cmd=(env "NODE_PATH=$OUT/node/node_modules" node bench/peers/node_echo.js) port=9104 ;;
     python-websockets) cmd=(python3 bench/peers/python_echo.py) port=9105 ;;
     esac
