@@ -4,7 +4,7 @@
 # Node.js/npm and Python/pip are there, against Node `ws` and Python `websockets` echo
 # servers (bench/peers/, packages installed from npm and PyPI on first run), and writes
 # BENCHMARKS.md at the repository root. Loopback only; every server and client stops by
-# itself. About 15-20 minutes on 2 cores.
+# itself. About 20-25 minutes on 2 cores.
 #
 # Knobs (environment): ROUNDS (3), DURATION (5, seconds counted per throughput run),
 # IDLE_CONNS (1000), IDLE_10K (10000; 0 skips), SKIP_BUILD_TIME=1 (skip the clean build
@@ -138,6 +138,10 @@ for round in $(seq "$ROUNDS"); do
     done
     for server in $(rotate "$round"); do
         measure pipeline "$round" "$server" 0 1 --mode pipeline --conns 50 --inflight 32 --size 64 \
+            --duration "$DURATION"
+    done
+    for server in $(rotate "$round"); do
+        measure pipeline1 "$round" "$server" 0 1 --mode pipeline --conns 1 --inflight 32 --size 64 \
             --duration "$DURATION"
     done
     for server in $(rotate "$round"); do

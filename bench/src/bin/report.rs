@@ -173,6 +173,11 @@ fn main() {
     row(w, "… server CPU (% of its one core)", "pipeline", "server_cpu_pct");
     row(w, "… server CPU µs per message", "pipeline", "server_cpu_us_per_msg");
     row(w, "… load generator CPU (% of its one core)", "pipeline", "client_cpu_pct");
+    row(w, "1 connection × 32 in flight, 64 B: msgs/s", "pipeline1", "msgs_per_s");
+    latency_row(w, "… round trip p50 / p99 (µs)", "pipeline1");
+    row(w, "… server CPU (% of its one core)", "pipeline1", "server_cpu_pct");
+    row(w, "… server CPU µs per message", "pipeline1", "server_cpu_us_per_msg");
+    row(w, "… load generator CPU (% of its one core)", "pipeline1", "client_cpu_pct");
     row(w, "handshakes/s (TCP + TLS 1.3 + Upgrade + close, 8 clients)", "handshake", "handshakes_per_s");
     row(w, "… server CPU µs per handshake", "handshake", "server_cpu_us_per_handshake");
     row(w, "… load generator CPU (% of its one core)", "handshake", "client_cpu_pct");
@@ -342,6 +347,7 @@ fn other_peers(w: &mut String, results: &Results, idle: &str, versions: [&str; 2
     for (label, test, field) in [
         ("1 connection, 64 B ping-pong: msgs/s", "pingpong", "msgs_per_s"),
         ("50 connections × 32 in flight, 64 B: msgs/s", "pipeline", "msgs_per_s"),
+        ("1 connection × 32 in flight, 64 B: msgs/s", "pipeline1", "msgs_per_s"),
         ("handshakes/s", "handshake", "handshakes_per_s"),
         ("… server CPU µs per handshake", "handshake", "server_cpu_us_per_handshake"),
         (&format!("KiB RSS per idle connection ({idle} open)"), "idle", "kib_per_conn"),
@@ -374,10 +380,11 @@ Python's `ssl`); both use OpenSSL for TLS, no compression, and the same certific
 resumption off (every handshake is a full one), tokio-tungstenite client. Each measurement: 1 s \
 warm-up, then {duration} s counted. Ping-pong: send 64 B, wait for the echo. Pipeline: 32 \
 messages in flight per connection, each batch of replies answered by as many new messages in \
-one flush. Handshake: 8 clients loop connect + TLS + Upgrade + close handshake. msgs/s counts \
+one flush; run with 50 connections and with 1 (one busy client, no contention between \
+connections). Handshake: 8 clients loop connect + TLS + Upgrade + close handshake. msgs/s counts \
 echoes received; latency is per message, send to echo.
 - **Pinning** (the same for every server): ping-pong with server and load generator both on \
-CPU 0 (`taskset -c 0`); pipeline and handshakes with the server on CPU 0 and the load \
+CPU 0 (`taskset -c 0`); both pipelines and handshakes with the server on CPU 0 and the load \
 generator on CPU 1; idle and push not pinned.
 - **Idle memory and CPU.** The load generator opens and closes one connection (so one-time \
 set-up is not counted), reads the server's `VmRSS` (`/proc/PID/status`), opens 1,000 \
