@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks tinywss against tokio-tungstenite and a plain rustls echo (the TLS floor),
-# and, when Node.js/npm and Python/pip are there, against Node `ws` and Python
-# `websockets` echo servers (bench/peers/, packages installed from npm and PyPI on first
-# run), and writes BENCHMARKS.md at the repository root. Loopback only; every server and
-# client stops by itself. About 15-20 minutes on 2 cores.
+# Benchmarks tinywss against tokio-tungstenite, a thread-per-client tungstenite + rustls
+# server (the synchronous peer) and a plain rustls echo (the TLS floor), and, when
+# Node.js/npm and Python/pip are there, against Node `ws` and Python `websockets` echo
+# servers (bench/peers/, packages installed from npm and PyPI on first run), and writes
+# BENCHMARKS.md at the repository root. Loopback only; every server and client stops by
+# itself. About 20-25 minutes on 2 cores.
 #
 # Knobs (environment): ROUNDS (3), DURATION (5, seconds counted per throughput run),
 # IDLE_CONNS (1000), IDLE_10K (10000; 0 skips), SKIP_BUILD_TIME=1 (skip the clean build
@@ -30,13 +31,19 @@ meta() { echo "$1=$2" >>"$META"; }
 
 echo "== building the benchmark binaries (release)"
 cargo build --release -p tinywss-bench
-B=target/release
+# Where cargo put them: CARGO_TARGET_DIR when set (relative to the repository root, as
+# for cargo here), target/ otherwise.
+TARGET=${CARGO_TARGET_DIR:-target}
+B=$TARGET/release
 "$B/certgen" "$OUT/certs" >/dev/null
 CA=$OUT/certs/ca.pem
 CERT=$OUT/certs/server.pem
 KEY=$OUT/certs/server.key
 
-SERVERS=(tinywss tokio-tungstenite rustls-floor)
+SERVERS=(tinywss tokio-tungstenite sync-tungstenite rustls-floor)
+# The library's handler mode, once it is built (start_server knows it already; its
+# column in the report is one more line in SERVERS in bench/src/bin/report.rs):
+# SERVERS+=(tinywss-handler)
 if [ "${OTHER_PEERS:-1}" != 0 ]; then
     # shellcheck source=../scripts/lib.sh
     source scripts/lib.sh
@@ -67,9 +74,11 @@ start_server() {
     shift 2
     local cmd port
     case $name in
-    tinywss) cmd=("$B/tinywss_server") port=9101 ;;
+    tinywss) cmd=("$B/tinywss_server" --mode events) port=9101 ;;
     tokio-tungstenite) cmd=("$B/tokio_ws_server") port=9102 ;;
     rustls-floor) cmd=("$B/tls_echo_server") port=9103 ;;
+    sync-tungstenite) cmd=("$B/sync_ws_server") port=9106 ;;
+    tinywss-handler) cmd=("$B/tinywss_server" --mode handler) port=9107 ;;
     node-ws) cmd=(env "NODE_PATH=$OUT/node/node_modules" node bench/peers/node_echo.js) port=9104 ;;
     python-websockets) cmd=(python3 bench/peers/python_echo.py) port=9105 ;;
     esac
@@ -132,6 +141,10 @@ for round in $(seq "$ROUNDS"); do
             --duration "$DURATION"
     done
     for server in $(rotate "$round"); do
+        measure pipeline1 "$round" "$server" 0 1 --mode pipeline --conns 1 --inflight 32 --size 64 \
+            --duration "$DURATION"
+    done
+    for server in $(rotate "$round"); do
         measure handshake "$round" "$server" 0 1 --mode handshake --conns 8 --duration "$DURATION"
     done
     for server in $(rotate "$round"); do
@@ -187,14 +200,14 @@ if [ "${SKIP_BUILD_TIME:-0}" != 1 ]; then
 
     echo "== examples/echo with --profile release-small"
     cargo build --profile release-small --example echo --quiet
-    size=$(stat -c %s target/release-small/examples/echo)
+    size=$(stat -c %s "$TARGET/release-small/examples/echo")
     meta echo_size "$size"
     meta echo_size_kib "$((size / 1024))"
     # DT_RELR packs the relocation table of a position-independent executable (one
     # 24-byte entry per pointer in read-only data) into a bitmap. Passed to the final link
     # only, so the dependencies are not rebuilt; the result needs glibc >= 2.36 to start.
     cargo rustc --profile release-small --example echo --quiet -- -C link-arg=-Wl,-z,pack-relative-relocs
-    size=$(stat -c %s target/release-small/examples/echo)
+    size=$(stat -c %s "$TARGET/release-small/examples/echo")
     meta echo_size_relr "$size"
     meta echo_size_relr_kib "$((size / 1024))"
     # Leave the plain build behind for anyone who runs the binary on an older system.

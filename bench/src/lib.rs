@@ -2,8 +2,9 @@
 //! and latency summaries.
 //!
 //! Binaries: `loadgen` (the client side), `tinywss_server`, `tokio_ws_server` (the
-//! tokio-tungstenite peer), `tls_echo_server` (the TLS floor: no WebSocket), `certgen`
-//! (the benchmark certificate) and `report` (writes BENCHMARKS.md from the results).
+//! tokio-tungstenite peer), `sync_ws_server` (the thread-per-client tungstenite peer),
+//! `tls_echo_server` (the TLS floor: no WebSocket), `certgen` (the benchmark
+//! certificate) and `report` (writes BENCHMARKS.md from the results).
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -14,7 +14,14 @@ use tinywss_bench::Flags;
 
 const USAGE: &str = "usage: report --results FILE.jsonl --meta FILE --notes FILE.md --out FILE.md";
 
-const SERVERS: [&str; 3] = ["tinywss", "tokio-tungstenite", "rustls-floor"];
+/// The servers of the main table, in column order: label in the results, column name,
+/// name in a ratio column. tinywss comes first; each of the others gets a ratio column.
+const SERVERS: [(&str, &str, &str); 4] = [
+    ("tinywss", "tinywss", "tinywss"),
+    ("tokio-tungstenite", "tokio-tungstenite", "tokio-tungstenite"),
+    ("sync-tungstenite", "sync tungstenite", "sync tungstenite"),
+    ("rustls-floor", "rustls floor", "floor"),
+];
 
 struct Results {
     rows: Vec<Value>,
@@ -141,29 +148,22 @@ fn main() {
     let _ = writeln!(w, "{}", METHOD.replace("{duration}", m("duration")));
 
     let _ = writeln!(w, "## tinywss against the peers\n");
-    let _ = writeln!(
-        w,
-        "| figure | tinywss | tokio-tungstenite | rustls floor | tinywss ÷ tokio-tungstenite | tinywss ÷ floor |"
-    );
-    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
+    let columns: Vec<&str> = SERVERS.iter().map(|(_, column, _)| *column).collect();
+    let ratios: Vec<String> = SERVERS[1..].iter().map(|(_, _, short)| format!("tinywss ÷ {short}")).collect();
+    let _ = writeln!(w, "| figure | {} | {} |", columns.join(" | "), ratios.join(" | "));
+    let _ = writeln!(w, "|---|{}", "---:|".repeat(columns.len() + ratios.len()));
     let row = |w: &mut String, label: &str, test: &str, field: &str| {
-        let v: Vec<Option<f64>> = SERVERS.iter().map(|s| results.median(test, s, field)).collect();
-        let _ = writeln!(
-            w,
-            "| {label} | {} | {} | {} | {} | {} |",
-            num(v[0]),
-            num(v[1]),
-            num(v[2]),
-            ratio(v[0], v[1]),
-            ratio(v[0], v[2])
-        );
+        let v: Vec<Option<f64>> = SERVERS.iter().map(|(s, _, _)| results.median(test, s, field)).collect();
+        let values: Vec<String> = v.iter().map(|x| num(*x)).collect();
+        let ratios: Vec<String> = v[1..].iter().map(|x| ratio(v[0], *x)).collect();
+        let _ = writeln!(w, "| {label} | {} | {} |", values.join(" | "), ratios.join(" | "));
     };
     let latency_row = |w: &mut String, label: &str, test: &str| {
         let v: Vec<String> = SERVERS
             .iter()
-            .map(|s| pair(results.median(test, s, "p50_us"), results.median(test, s, "p99_us")))
+            .map(|(s, _, _)| pair(results.median(test, s, "p50_us"), results.median(test, s, "p99_us")))
             .collect();
-        let _ = writeln!(w, "| {label} | {} | {} | {} | | |", v[0], v[1], v[2]);
+        let _ = writeln!(w, "| {label} | {} |{}", v.join(" | "), " |".repeat(SERVERS.len() - 1));
     };
     row(w, "1 connection, 64 B ping-pong: msgs/s", "pingpong", "msgs_per_s");
     latency_row(w, "… round trip p50 / p99 (µs)", "pingpong");
@@ -173,6 +173,11 @@ fn main() {
     row(w, "… server CPU (% of its one core)", "pipeline", "server_cpu_pct");
     row(w, "… server CPU µs per message", "pipeline", "server_cpu_us_per_msg");
     row(w, "… load generator CPU (% of its one core)", "pipeline", "client_cpu_pct");
+    row(w, "1 connection × 32 in flight, 64 B: msgs/s", "pipeline1", "msgs_per_s");
+    latency_row(w, "… round trip p50 / p99 (µs)", "pipeline1");
+    row(w, "… server CPU (% of its one core)", "pipeline1", "server_cpu_pct");
+    row(w, "… server CPU µs per message", "pipeline1", "server_cpu_us_per_msg");
+    row(w, "… load generator CPU (% of its one core)", "pipeline1", "client_cpu_pct");
     row(w, "handshakes/s (TCP + TLS 1.3 + Upgrade + close, 8 clients)", "handshake", "handshakes_per_s");
     row(w, "… server CPU µs per handshake", "handshake", "server_cpu_us_per_handshake");
     row(w, "… load generator CPU (% of its one core)", "handshake", "client_cpu_pct");
@@ -342,6 +347,7 @@ fn other_peers(w: &mut String, results: &Results, idle: &str, versions: [&str; 2
     for (label, test, field) in [
         ("1 connection, 64 B ping-pong: msgs/s", "pingpong", "msgs_per_s"),
         ("50 connections × 32 in flight, 64 B: msgs/s", "pipeline", "msgs_per_s"),
+        ("1 connection × 32 in flight, 64 B: msgs/s", "pipeline1", "msgs_per_s"),
         ("handshakes/s", "handshake", "handshakes_per_s"),
         ("… server CPU µs per handshake", "handshake", "server_cpu_us_per_handshake"),
         (&format!("KiB RSS per idle connection ({idle} open)"), "idle", "kib_per_conn"),
@@ -359,9 +365,12 @@ const METHOD: &str = "\
 - **Servers.** `tinywss`: `bench/src/bin/tinywss_server.rs`, the library with its defaults \
 (except `max_connections`), echoing from the application thread with `Handle::send`. \
 `tokio-tungstenite`: `tokio_ws_server.rs`, tokio-tungstenite 0.30 + tokio-rustls, one task per \
-client, tungstenite's default config, all ready messages echoed before one flush. `rustls floor`: \
-`tls_echo_server.rs`, tokio-rustls echoing 4-byte-length-prefixed frames, no WebSocket: the TLS \
-cost floor. All use rustls 0.23 with the ring provider, TLS 1.3, default session tickets, and \
+client, tungstenite's default config, all ready messages echoed before one flush. `sync \
+tungstenite`: `sync_ws_server.rs`, the echo loop of tungstenite's README over rustls' blocking \
+`StreamOwned`: a blocking `TcpListener`, one thread per client, tungstenite 0.30's default config, \
+`send` (write + flush) for every message, so one TLS record and one `write` per echo; what tinywss \
+is built from, used directly. `rustls floor`: `tls_echo_server.rs`, tokio-rustls echoing \
+4-byte-length-prefixed frames, no WebSocket: the TLS cost floor. All use rustls 0.23 with the ring provider, TLS 1.3, default session tickets, and \
 the same ECDSA P-256 certificate (made by `certgen` with the examples' dev_certs code). The tokio servers run as many worker threads as CPUs \
 they are allowed (1 when pinned). Optional peers, when Node.js and Python are installed: \
 `node-ws` (`bench/peers/node_echo.js`: Node's `https` + the `ws` package from npm) and \
@@ -371,11 +380,12 @@ Python's `ssl`); both use OpenSSL for TLS, no compression, and the same certific
 resumption off (every handshake is a full one), tokio-tungstenite client. Each measurement: 1 s \
 warm-up, then {duration} s counted. Ping-pong: send 64 B, wait for the echo. Pipeline: 32 \
 messages in flight per connection, each batch of replies answered by as many new messages in \
-one flush. Handshake: 8 clients loop connect + TLS + Upgrade + close handshake. msgs/s counts \
+one flush; run with 50 connections and with 1 (one busy client, no contention between \
+connections). Handshake: 8 clients loop connect + TLS + Upgrade + close handshake. msgs/s counts \
 echoes received; latency is per message, send to echo.
 - **Pinning** (the same for every server): ping-pong with server and load generator both on \
-CPU 0 (`taskset -c 0`); pipeline and handshakes with the server on CPU 0 and the load generator \
-on CPU 1; idle and push not pinned.
+CPU 0 (`taskset -c 0`); both pipelines and handshakes with the server on CPU 0 and the load \
+generator on CPU 1; idle and push not pinned.
 - **Idle memory and CPU.** The load generator opens and closes one connection (so one-time \
 set-up is not counted), reads the server's `VmRSS` (`/proc/PID/status`), opens 1,000 \
 connections (32 handshakes at a time), waits 1 s (2 s for the large run), reads `VmRSS` again: KiB per connection = \

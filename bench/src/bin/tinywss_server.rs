@@ -1,7 +1,10 @@
 //! The tinywss echo server used by the benchmarks, with a push mode for latency.
 //!
-//! Echo: every data message comes back to its sender through `Handle::send`, from the
-//! application thread that reads `Server::events`, as a real application would.
+//! Echo (`--mode events`, the default): every data message comes back to its sender
+//! through `Handle::send`, from the application thread that reads `Server::events`, as a
+//! real application would. `--mode handler` is for the library's handler API, which this
+//! build does not have yet: it exits with a message (see [`serve_handler`]). The
+//! "listening" line names the mode.
 //!
 //! Push (`--push-rate`): when a client sends the text message `start N` and N
 //! connections are open, a separate application thread sends `--push-count` binary messages at `--push-rate` per second
@@ -12,6 +15,8 @@
 //! the call to its receipt. After the last message every connection gets the text `done`.
 //!
 //! The server stops by itself after `--lifetime` seconds.
+//!
+//! Usage: tinywss_server --cert PEM --key PEM [--mode events|handler] [--bind ADDR] [--lifetime SECS]
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -22,15 +27,26 @@ use std::time::Duration;
 use tinywss::{Config, ConnectionId, Event, Handle, Message, Server};
 use tinywss_bench::{Flags, PushMode, PushPlan};
 
-const USAGE: &str = "usage: tinywss_server --cert PEM --key PEM [--bind ADDR (127.0.0.1:9001)] \
-[--max-connections N (20000)] [--events-capacity N (library default)] [--lifetime SECS (900)] [--push-rate MSGS_PER_S --push-count N (10000) \
---push-size BYTES (64) --push-mode send|broadcast (send)]";
+const USAGE: &str = "usage: tinywss_server --cert PEM --key PEM [--mode events|handler (events)] \
+[--bind ADDR (127.0.0.1:9001)] [--max-connections N (20000)] [--events-capacity N (library default)] \
+[--lifetime SECS (900)] [--push-rate MSGS_PER_S --push-count N (10000) --push-size BYTES (64) \
+--push-mode send|broadcast (send)]";
+
+/// How the application gets the messages: `--mode`.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// One application thread reads `Server::events`.
+    Events,
+    /// The library's handler API (not in this build yet).
+    Handler,
+}
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     let flags = Flags::parse(
         USAGE,
         &[
+            "mode",
             "bind",
             "cert",
             "key",
@@ -43,6 +59,14 @@ fn main() {
             "push-mode",
         ],
     );
+    let mode = match flags.get("mode", "events".to_string()).as_str() {
+        "events" => Mode::Events,
+        "handler" => Mode::Handler,
+        other => {
+            eprintln!("tinywss_server: --mode {other:?}: use events or handler\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
     let push = PushPlan::from_flags(&flags);
     let mut builder = Config::builder()
         .bind(flags.get("bind", "127.0.0.1:9001".to_string()))
@@ -57,15 +81,24 @@ fn main() {
         eprintln!("tinywss_server: {e}");
         std::process::exit(1);
     });
+    let lifetime = Duration::from_secs(flags.get("lifetime", 900));
+    match mode {
+        Mode::Events => serve_events(config, push, lifetime),
+        Mode::Handler => serve_handler(config, push, lifetime),
+    }
+}
+
+/// `--mode events`: the application thread reads `Server::events` and answers with
+/// `Handle::send`.
+fn serve_events(config: Config, push: Option<PushPlan>, lifetime: Duration) {
     let server = Server::bind(config).unwrap_or_else(|e| {
         eprintln!("tinywss_server: {e}");
         std::process::exit(1);
     });
-    println!("listening {}", server.local_addr());
+    println!("listening {} (mode events)", server.local_addr());
     let _ = std::io::stdout().flush();
 
     let handle = server.handle();
-    let lifetime = Duration::from_secs(flags.get("lifetime", 900));
     let stopper = handle.clone();
     thread::spawn(move || {
         thread::sleep(lifetime);
@@ -105,6 +138,15 @@ fn main() {
             }
         }
     }
+}
+
+/// `--mode handler`: **the place for the handler-mode server**, written against the
+/// library's handler API once it exists. It should do what [`serve_events`] does: print
+/// "listening ADDR (mode handler)" once bound, echo every data message, answer `start N`
+/// with the push plan, and stop after `lifetime`. Until then it says so and exits.
+fn serve_handler(_config: Config, _push: Option<PushPlan>, _lifetime: Duration) {
+    eprintln!("tinywss_server: --mode handler is not available in this build (the library has no handler API yet)");
+    std::process::exit(2);
 }
 
 /// Sends the planned messages, each stamped just before the library call.
