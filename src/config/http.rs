@@ -76,10 +76,15 @@ impl ConfigBuilder {
 
     /// Decides who may connect. The hook sees each Upgrade request (path, query,
     /// headers, cookies, peer address) after the Origin check, on the connection's own
-    /// thread (it may block briefly, e.g. on a database, without holding up others; the
-    /// handshake timeout still runs). It returns `Ok(None)` to accept, `Ok(Some(data))`
-    /// to accept and attach `data` to every event of the connection, or `Err` to refuse
-    /// with an HTTP status and body.
+    /// thread, so it may block briefly (on a database, say) without holding up other
+    /// clients. It returns `Ok(None)` to accept, `Ok(Some(data))` to accept and attach
+    /// `data` to every event of the connection, or `Err` to refuse with an HTTP status and
+    /// body.
+    ///
+    /// A hook that panics (an `unwrap` on a missing query parameter, say) gets its client
+    /// `500 Internal Server Error`; the panic is logged at `error` with the connection id
+    /// and its message, counted in [`Stats::panics`](crate::Stats), and the server carries
+    /// on. (Built with `panic = "abort"`, a panic ends the process instead.)
     ///
     /// Defaults to none: every valid Upgrade request is accepted.
     ///

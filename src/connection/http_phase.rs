@@ -3,12 +3,13 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Instant;
 
 use super::client::Client;
 use super::stream::{tls_error, would_block, Transport};
-use crate::http::{self, log_safe, Rejection, Request, Route};
+use crate::http::{self, log_safe, AppData, Rejection, Request, Route};
 use crate::stats::bump;
 use crate::{ConnectionInfo, Error};
 
@@ -66,22 +67,15 @@ impl Client<'_> {
         leftover: Vec<u8>,
     ) -> Result<Upgraded, Error> {
         let policy = &self.context.policy;
-        let stats = &self.context.stats;
         let upgrade = match http::check_upgrade(request, &policy.subprotocols) {
             Ok(upgrade) => upgrade,
             Err(reject) => return Err(self.refuse(stream, reject)),
         };
         if let Err(reject) = policy.check_origin(request) {
-            bump(&stats.origin_refused);
+            bump(&self.context.stats.origin_refused);
             return Err(self.refuse(stream, reject));
         }
-        let data = match policy.authenticate(request) {
-            Ok(data) => data,
-            Err(reject) => {
-                bump(&stats.auth_refused);
-                return Err(self.refuse(stream, reject));
-            }
-        };
+        let data = self.authenticate(stream, request)?;
         let response = http::switching_protocols(&upgrade);
         self.send_all(stream, response.as_bytes(), self.deadline)?;
         log::debug!("{}: response:\n    {}", self.id, response.trim_end().replace("\r\n", "\n    "));
@@ -100,6 +94,22 @@ impl Client<'_> {
             data,
         };
         Ok(Upgraded { info, leftover })
+    }
+
+    /// Runs the application's authentication hook: its verdict, or a 500 if it panicked.
+    fn authenticate(&self, stream: &mut Transport, request: &Request) -> Result<Option<AppData>, Error> {
+        let verdict = catch_unwind(AssertUnwindSafe(|| self.context.policy.authenticate(request)));
+        match verdict {
+            Ok(Ok(data)) => Ok(data),
+            Ok(Err(reject)) => {
+                bump(&self.context.stats.auth_refused);
+                Err(self.refuse(stream, reject))
+            }
+            Err(panic) => {
+                self.panicked("the authentication hook", "answered 500", &*panic);
+                Err(self.refuse(stream, Rejection::new(500, "the server failed to check this request")))
+            }
+        }
     }
 
     /// Answers with an HTTP error and reports the refusal as the error.
