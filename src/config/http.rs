@@ -125,6 +125,16 @@ impl ConfigBuilder {
     /// outside) get 404, and so do hidden files and folders unless
     /// [`serve_hidden_files`](Self::serve_hidden_files) is set.
     ///
+    /// Files are read with blocking file I/O on the connection's own thread. The request
+    /// must arrive within the [handshake timeout](Self::handshake_timeout); the response
+    /// has bounds of its own: each 16 KiB must leave within the
+    /// [write timeout](Self::write_timeout), so a large file to a slow client may take
+    /// longer than the handshake timeout. Opening and reading the file have no time limit
+    /// (a hung network file system holds that one connection's thread, no other). A file
+    /// is sent with the length it has when opened: bytes added meanwhile are not sent,
+    /// and if it shrinks, the connection ends after what is left (the client sees a body
+    /// shorter than its `Content-Length`).
+    ///
     /// Defaults to none: no files are served.
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.policy.static_dir = Some(dir.into());

@@ -139,28 +139,44 @@ impl Client<'_> {
         Ok(None)
     }
 
-    /// Streams a file in chunks; each chunk must leave within the write timeout.
+    /// Sends a file with the length it has now. It is sent in chunks, each within the
+    /// write timeout; exactly that many bytes, even if the file grows meanwhile (more
+    /// would corrupt the response). If it shrinks, the connection ends after what was
+    /// there: the client sees a body shorter than announced.
     fn respond_file(&self, stream: &mut Transport, path: &Path, request: &Request) -> Result<Option<Upgraded>, Error> {
         let not_found =
             |stream: &mut Transport| self.respond_plain(stream, 404, "text/plain", "404 not found\n", request);
-        let Ok(mut file) = File::open(path) else { return not_found(stream) };
+        let Ok(file) = File::open(path) else { return not_found(stream) };
         let Ok(length) = file.metadata().map(|m| m.len()) else { return not_found(stream) };
         bump(&self.context.stats.http_responses);
         let head = http::response_head(200, http::content_type(path), length, "");
         self.send_all(stream, head.as_bytes(), self.deadline)?;
-        if request.method() != "HEAD" {
-            let mut chunk = vec![0u8; FILE_CHUNK];
-            loop {
-                let n = file.read(&mut chunk).map_err(Error::Io)?;
-                if n == 0 {
-                    break;
-                }
-                let deadline = Instant::now() + self.context.limits.write_timeout;
-                self.send_all(stream, &chunk[..n], deadline)?;
-            }
+        let name = path.to_string_lossy();
+        let sent = if request.method() == "HEAD" { length } else { self.send_body(stream, file.take(length))? };
+        if sent < length {
+            log::debug!("{}: {} shrank while being sent: {sent} of {length} bytes sent", self.id, log_safe(&name));
+        } else {
+            log::debug!("{}: served {} ({length} bytes)", self.id, log_safe(&name));
         }
-        log::debug!("{}: served {} ({length} bytes)", self.id, log_safe(&path.to_string_lossy()));
         Ok(None)
+    }
+
+    /// Sends everything `body` yields, one chunk at a time, each within the write
+    /// timeout; returns how many bytes that was.
+    fn send_body(&self, stream: &mut Transport, mut body: impl Read) -> Result<u64, Error> {
+        let mut chunk = vec![0u8; FILE_CHUNK];
+        let mut sent = 0;
+        loop {
+            let n = match body.read(&mut chunk) {
+                Ok(0) => return Ok(sent),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Io(e)),
+            };
+            let deadline = Instant::now() + self.context.limits.write_timeout;
+            self.send_all(stream, &chunk[..n], deadline)?;
+            sent += n as u64;
+        }
     }
 
     fn health_json(&self) -> String {
