@@ -65,7 +65,7 @@
 //! | limit | default | past it |
 //! |---|---|---|
 //! | [`max_connections`](ConfigBuilder::max_connections) | 256 | new TCP connections closed right after `accept`, before any TLS work; [`Stats::refused`] |
-//! | [`handshake_timeout`](ConfigBuilder::handshake_timeout) | 10 s for TLS + HTTP | connection dropped; [`Stats::handshakes_timed_out`] |
+//! | [`handshake_timeout`](ConfigBuilder::handshake_timeout) | 10 s for TLS + HTTP, the authentication hook included | connection dropped (HTTP 503 if the hook accepted late); [`Stats::handshakes_timed_out`] |
 //! | [`max_request_head`](ConfigBuilder::max_request_head) | 8 KiB, 32 header lines | HTTP 431 |
 //! | [`max_message_size`](ConfigBuilder::max_message_size), [`max_frame_size`](ConfigBuilder::max_frame_size) | 1 MiB | Close 1009, checked on the frame header before buffering; [`Stats::limit_closes`] |
 //! | protocol violations | — | Close 1002 (1007 for invalid UTF-8); [`Stats::protocol_errors`] |

@@ -28,7 +28,8 @@ pub struct Stats {
     pub auth_refused: u64,
     /// Plain HTTP responses served: files, the health endpoint, 404s and other errors.
     pub http_responses: u64,
-    /// Handshakes that did not finish before the handshake deadline.
+    /// Handshakes that did not finish before the handshake deadline (including those
+    /// the authentication hook accepted after it).
     pub handshakes_timed_out: u64,
     /// Data messages received from clients.
     pub messages_in: u64,

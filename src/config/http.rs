@@ -81,6 +81,12 @@ impl ConfigBuilder {
     /// `data` to every event of the connection, or `Err` to refuse with an HTTP status and
     /// body.
     ///
+    /// Its time counts toward the [handshake timeout](Self::handshake_timeout), but the
+    /// hook is not cut short: it is your code, and runs to its end. A hook that accepts
+    /// after the deadline has passed gets its client `503 Service Unavailable`, counted in
+    /// [`Stats::handshakes_timed_out`](crate::Stats); a refusal is sent as it is, however
+    /// late. So bound your own waits (a query timeout) well within the handshake timeout.
+    ///
     /// A hook that panics (an `unwrap` on a missing query parameter, say) gets its client
     /// `500 Internal Server Error`; the panic is logged at `error` with the connection id
     /// and its message, counted in [`Stats::panics`](crate::Stats), and the server carries

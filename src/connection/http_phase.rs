@@ -11,7 +11,7 @@ use super::client::Client;
 use super::stream::{tls_error, would_block, Transport};
 use crate::http::{self, log_safe, AppData, Rejection, Request, Route};
 use crate::stats::bump;
-use crate::{ConnectionInfo, Error};
+use crate::{ConnectionInfo, Error, Timeout};
 
 /// What the 101 response settled.
 pub(crate) struct Upgraded {
@@ -96,10 +96,26 @@ impl Client<'_> {
         Ok(Upgraded { info, leftover })
     }
 
-    /// Runs the application's authentication hook: its verdict, or a 500 if it panicked.
+    /// Runs the application's authentication hook: its verdict, a 500 if it panicked,
+    /// or a 503 if it accepted after the handshake deadline.
+    ///
+    /// The hook cannot be interrupted (it is the application's code), so the deadline is
+    /// checked when it returns: a client let in too late has most likely given up, and a
+    /// slow hook would otherwise keep connections in their handshake past the limit the
+    /// configuration sets. Such a client gets 503 (the server was slow, not the client),
+    /// counted as a timed-out handshake. A refusal is sent as it is, late or not: it is
+    /// the answer either way.
     fn authenticate(&self, stream: &mut Transport, request: &Request) -> Result<Option<AppData>, Error> {
         let verdict = catch_unwind(AssertUnwindSafe(|| self.context.policy.authenticate(request)));
         match verdict {
+            Ok(Ok(_)) if Instant::now() >= self.deadline => {
+                log::debug!(
+                    "{}: the authentication hook accepted after the handshake deadline; answering 503",
+                    self.id
+                );
+                let _ = self.refuse(stream, Rejection::new(503, "the server took too long to accept; try again"));
+                Err(Error::Timeout(Timeout::Handshake))
+            }
             Ok(Ok(data)) => Ok(data),
             Ok(Err(reject)) => {
                 bump(&self.context.stats.auth_refused);
