@@ -72,6 +72,12 @@ pub enum Error {
     Protocol(String),
     /// A deadline passed: which one is in the [`Timeout`].
     Timeout(Timeout),
+    /// Code on the connection's thread panicked: a bug, in tinywss or in application code
+    /// that runs there (its `log` logger, say). The connection was dropped and forgotten
+    /// like any other; the text is the panic's message. (A panicking
+    /// [authentication hook](crate::ConfigBuilder::authenticate) is answered with HTTP 500
+    /// instead: no WebSocket was open.)
+    Panicked(String),
     /// A close code that may not be sent in a Close frame (RFC 6455 §7.4), given to
     /// [`Handle::close`](crate::Handle::close).
     InvalidCloseCode(u16),
@@ -105,6 +111,7 @@ impl fmt::Display for Error {
             }
             Error::Protocol(e) => write!(f, "websocket protocol error: {e}"),
             Error::Timeout(which) => write!(f, "timed out: {which}"),
+            Error::Panicked(message) => write!(f, "panicked on the connection's thread: {message}"),
             Error::InvalidCloseCode(code) => {
                 write!(f, "close code {code} may not be sent; use 1000-1003, 1007-1014 or 3000-4999")
             }

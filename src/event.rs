@@ -131,7 +131,8 @@ pub enum CloseReason {
         /// The reason text the server sent.
         reason: String,
     },
-    /// The connection ended without a close handshake: reset, lost, or timed out.
+    /// The connection ended without a close handshake: reset, lost, timed out, or
+    /// dropped after a panic on its thread ([`Error::Panicked`]).
     Error(Error),
 }
 

@@ -65,7 +65,7 @@
 //! | limit | default | past it |
 //! |---|---|---|
 //! | [`max_connections`](ConfigBuilder::max_connections) | 256 | new TCP connections closed right after `accept`, before any TLS work; [`Stats::refused`] |
-//! | [`handshake_timeout`](ConfigBuilder::handshake_timeout) | 10 s for TLS + HTTP | connection dropped; [`Stats::handshakes_timed_out`] |
+//! | [`handshake_timeout`](ConfigBuilder::handshake_timeout) | 10 s for TLS + HTTP, the authentication hook included | connection dropped (HTTP 503 if the hook accepted late); [`Stats::handshakes_timed_out`] |
 //! | [`max_request_head`](ConfigBuilder::max_request_head) | 8 KiB, 32 header lines | HTTP 431 |
 //! | [`max_message_size`](ConfigBuilder::max_message_size), [`max_frame_size`](ConfigBuilder::max_frame_size) | 1 MiB | Close 1009, checked on the frame header before buffering; [`Stats::limit_closes`] |
 //! | protocol violations | — | Close 1002 (1007 for invalid UTF-8); [`Stats::protocol_errors`] |
@@ -110,15 +110,26 @@
 //! [`Server`]) closes every client with 1001 and joins all threads within the shutdown
 //! timeout; the events channel then ends.
 //!
+//! A panic on a connection thread (a bug, in tinywss or in application code that runs
+//! there: the [authentication hook](ConfigBuilder::authenticate), the logger) ends that
+//! connection only, and like any other end: a Close event with [`Error::Panicked`] if it
+//! was open, out of the routing table and its rooms, its thread and file descriptors
+//! released. A panicking authentication hook is answered with HTTP 500. Each is logged
+//! at `error` and counted in [`Stats::panics`]. (Built with `panic = "abort"`, a panic
+//! ends the process instead.)
+//!
 //! ## Logging
 //!
 //! tinywss logs through the `log` crate and installs no logger. No level ever shows a
 //! private key, a cookie or authorization value, a query-string value, or a message
-//! payload (a test checks a whole session at `trace`).
+//! payload (a test checks a whole session at `trace`). The one text it logs without
+//! knowing what it holds is a panic's message, at `error`: the words of the code that
+//! panicked (yours, in a hook), which name the bug and which the panic hook prints
+//! anyway. Keep secrets out of panic messages.
 //!
 //! | level | what |
 //! |---|---|
-//! | `error` | the acceptor stopped working, a renewed certificate refused |
+//! | `error` | the acceptor stopped working, a renewed certificate refused, a panic on a connection thread (with the connection id and the panic's message) |
 //! | `warn`  | certificate problems that do not stop the server, a development certificate in use, plain `ws://`, slow clients closed, accept failures |
 //! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal, failed handshakes (at most one line per 10 s; the rest at `debug`) |
 //! | `debug` | each connection: TLS version, cipher suite, SNI and ALPN; the HTTP request and the 101 response, header by header; open; the close (who, code, reason, duration, messages and bytes each way) |

@@ -239,12 +239,11 @@ impl Acceptor {
             .name(format!("tinywss-conn-{}", id.0))
             .stack_size(connection::stack_size(&self.context.limits))
             .spawn(move || {
+                // Dropped in reverse order on every way out, a panic included: the
+                // connection stops counting as open, then the acceptor hears of the end.
+                let _ended = Ended { count: ended, acceptor };
+                let _open = (open, alive);
                 connection::run(conn);
-                drop((open, alive));
-                // Ask the acceptor to join this thread soon: until it is joined, its stack
-                // stays mapped.
-                ended.fetch_add(1, Ordering::SeqCst);
-                acceptor.wake();
             });
         match spawned {
             Ok(thread) => {
@@ -267,12 +266,35 @@ fn reap_finished(threads: &mut Vec<JoinHandle<()>>) -> usize {
     let mut i = 0;
     while i < threads.len() {
         if threads[i].is_finished() {
-            let _ = threads.swap_remove(i).join();
+            let thread = threads.swap_remove(i);
+            let name = thread.thread().name().unwrap_or_default().to_owned();
+            if thread.join().is_err() {
+                // The connection thread catches the panics of its phases; this one came
+                // from its cleanup, after the connection was forgotten.
+                log::error!("{name}: panicked while ending");
+            }
         } else {
             i += 1;
         }
     }
     before - threads.len()
+}
+
+/// Tells the acceptor that a connection thread has ended, however it ended (a panic
+/// included), so that it is joined soon: until then its stack stays mapped. Every
+/// thread the acceptor joins has said so first, which keeps `ended` in step with the
+/// threads joined: one that never said so would make the acceptor stop looking again
+/// for a later thread still exiting.
+struct Ended {
+    count: Arc<AtomicUsize>,
+    acceptor: Arc<Waker>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.acceptor.wake();
+    }
 }
 
 /// How soon the acceptor looks again for a thread that said it ended but was still exiting.
@@ -291,5 +313,25 @@ impl OpenGuard {
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_panics_is_counted_as_ended() {
+        let (count, acceptor) = (Arc::new(AtomicUsize::new(0)), Arc::new(Waker::new().unwrap()));
+        let ended = Ended { count: Arc::clone(&count), acceptor: Arc::clone(&acceptor) };
+        let thread = thread::spawn(move || {
+            let _ended = ended;
+            panic!("a bug on a connection thread");
+        });
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let woken = wait(&a, false, &acceptor, Some(Instant::now() + Duration::from_secs(10))).unwrap();
+        assert!(woken, "the acceptor was not woken");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(thread.join().is_err());
     }
 }

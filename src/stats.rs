@@ -19,8 +19,8 @@ pub struct Stats {
     pub refused: u64,
     /// Handshakes that failed in TLS (bad or no ClientHello, untrusted certificate, ...).
     pub handshakes_failed_tls: u64,
-    /// Handshakes that failed in HTTP (not a valid Upgrade request, or refused by the
-    /// Origin check or the authentication hook).
+    /// Handshakes that failed in HTTP (not a valid Upgrade request, refused by the
+    /// Origin check or the authentication hook, or a hook that panicked).
     pub handshakes_failed_http: u64,
     /// Upgrade requests refused for their `Origin` (403).
     pub origin_refused: u64,
@@ -28,7 +28,8 @@ pub struct Stats {
     pub auth_refused: u64,
     /// Plain HTTP responses served: files, the health endpoint, 404s and other errors.
     pub http_responses: u64,
-    /// Handshakes that did not finish before the handshake deadline.
+    /// Handshakes that did not finish before the handshake deadline (including those
+    /// the authentication hook accepted after it).
     pub handshakes_timed_out: u64,
     /// Data messages received from clients.
     pub messages_in: u64,
@@ -48,6 +49,11 @@ pub struct Stats {
     pub limit_closes: u64,
     /// Connections failed for breaking the protocol (1002) or sending invalid UTF-8 (1007).
     pub protocol_errors: u64,
+    /// Panics caught on connection threads (each logged at `error`): in the
+    /// authentication hook (the request was answered with 500), or anywhere else (a
+    /// bug; the connection was dropped, with [`Error::Panicked`](crate::Error::Panicked)
+    /// in its close reason).
+    pub panics: u64,
     /// Rooms with at least one member, now.
     pub rooms: u64,
     /// Room memberships, now (a connection in three rooms counts three times).
@@ -75,6 +81,7 @@ pub(crate) struct Counters {
     pub(crate) slow_consumer_closes: AtomicU64,
     pub(crate) limit_closes: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
+    pub(crate) panics: AtomicU64,
     pub(crate) rooms: AtomicU64,
     pub(crate) room_members: AtomicU64,
 }
@@ -110,6 +117,7 @@ impl Counters {
             slow_consumer_closes: self.slow_consumer_closes.load(Relaxed),
             limit_closes: self.limit_closes.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
+            panics: self.panics.load(Relaxed),
             rooms: self.rooms.load(Relaxed),
             room_members: self.room_members.load(Relaxed),
         }

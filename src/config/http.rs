@@ -76,10 +76,21 @@ impl ConfigBuilder {
 
     /// Decides who may connect. The hook sees each Upgrade request (path, query,
     /// headers, cookies, peer address) after the Origin check, on the connection's own
-    /// thread (it may block briefly, e.g. on a database, without holding up others; the
-    /// handshake timeout still runs). It returns `Ok(None)` to accept, `Ok(Some(data))`
-    /// to accept and attach `data` to every event of the connection, or `Err` to refuse
-    /// with an HTTP status and body.
+    /// thread, so it may block briefly (on a database, say) without holding up other
+    /// clients. It returns `Ok(None)` to accept, `Ok(Some(data))` to accept and attach
+    /// `data` to every event of the connection, or `Err` to refuse with an HTTP status and
+    /// body.
+    ///
+    /// Its time counts toward the [handshake timeout](Self::handshake_timeout), but the
+    /// hook is not cut short: it is your code, and runs to its end. A hook that accepts
+    /// after the deadline has passed gets its client `503 Service Unavailable`, counted in
+    /// [`Stats::handshakes_timed_out`](crate::Stats); a refusal is sent as it is, however
+    /// late. So bound your own waits (a query timeout) well within the handshake timeout.
+    ///
+    /// A hook that panics (an `unwrap` on a missing query parameter, say) gets its client
+    /// `500 Internal Server Error`; the panic is logged at `error` with the connection id
+    /// and its message, counted in [`Stats::panics`](crate::Stats), and the server carries
+    /// on. (Built with `panic = "abort"`, a panic ends the process instead.)
     ///
     /// Defaults to none: every valid Upgrade request is accepted.
     ///
@@ -119,6 +130,16 @@ impl ConfigBuilder {
     /// Paths that try to leave the directory (`..`, encoded or not, links pointing
     /// outside) get 404, and so do hidden files and folders unless
     /// [`serve_hidden_files`](Self::serve_hidden_files) is set.
+    ///
+    /// Files are read with blocking file I/O on the connection's own thread. The request
+    /// must arrive within the [handshake timeout](Self::handshake_timeout); the response
+    /// has bounds of its own: each 16 KiB must leave within the
+    /// [write timeout](Self::write_timeout), so a large file to a slow client may take
+    /// longer than the handshake timeout. Opening and reading the file have no time limit
+    /// (a hung network file system holds that one connection's thread, no other). A file
+    /// is sent with the length it has when opened: bytes added meanwhile are not sent,
+    /// and if it shrinks, the connection ends after what is left (the client sees a body
+    /// shorter than its `Content-Length`).
     ///
     /// Defaults to none: no files are served.
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {

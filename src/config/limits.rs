@@ -119,7 +119,9 @@ impl ConfigBuilder {
     }
 
     /// One deadline for the TLS handshake and the HTTP Upgrade together, counted from
-    /// `accept`. A client that is slower (or sends nothing) is disconnected.
+    /// `accept`. A client that is slower (or sends nothing) is disconnected. The
+    /// [authentication hook](Self::authenticate)'s time counts too: a client it accepts
+    /// after the deadline gets HTTP 503.
     ///
     /// Defaults to 10 seconds.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {

@@ -1,6 +1,7 @@
-//! [`Client`]: what every phase of a connection thread works with, and the two ways it
-//! waits for the socket before the WebSocket is open.
+//! [`Client`]: what every phase of a connection thread works with, the two ways it
+//! waits for the socket before the WebSocket is open, and how it reports a panic.
 
+use std::any::Any;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -8,7 +9,9 @@ use std::time::Instant;
 
 use super::context::Context;
 use super::stream::{tls_error, would_block, Transport};
+use crate::http::log_safe;
 use crate::hub::Outbox;
+use crate::stats::bump;
 use crate::wait::wait;
 use crate::{ConnectionId, Error, Timeout};
 
@@ -60,5 +63,26 @@ impl Client<'_> {
             return Err(Error::Timeout(Timeout::Handshake));
         }
         Ok(())
+    }
+
+    /// Reports a panic caught on this connection's thread: counted, and logged at `error`
+    /// with the connection id and the panic's message. The message is what names the bug
+    /// (`called Option::unwrap() on a None value`), and it is the code's own words, which
+    /// the panic hook has printed already, with their source location; it is escaped all
+    /// the same, since code may have put the client's text in it. Returns the message.
+    pub(crate) fn panicked(&self, what: &str, outcome: &str, payload: &(dyn Any + Send)) -> String {
+        let message = panic_message(payload);
+        bump(&self.context.stats.panics);
+        log::error!("{}: {what} panicked: {}; {outcome}", self.id, log_safe(&message));
+        message
+    }
+}
+
+/// The text given to `panic!` (or `unwrap`, `expect`), whichever type carries it.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(text), _) => (*text).to_owned(),
+        (_, Some(text)) => text.clone(),
+        _ => "a panic without a message".to_owned(),
     }
 }

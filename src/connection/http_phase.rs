@@ -3,14 +3,15 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Instant;
 
 use super::client::Client;
 use super::stream::{tls_error, would_block, Transport};
-use crate::http::{self, log_safe, Rejection, Request, Route};
+use crate::http::{self, log_safe, AppData, Rejection, Request, Route};
 use crate::stats::bump;
-use crate::{ConnectionInfo, Error};
+use crate::{ConnectionInfo, Error, Timeout};
 
 /// What the 101 response settled.
 pub(crate) struct Upgraded {
@@ -66,22 +67,15 @@ impl Client<'_> {
         leftover: Vec<u8>,
     ) -> Result<Upgraded, Error> {
         let policy = &self.context.policy;
-        let stats = &self.context.stats;
         let upgrade = match http::check_upgrade(request, &policy.subprotocols) {
             Ok(upgrade) => upgrade,
             Err(reject) => return Err(self.refuse(stream, reject)),
         };
         if let Err(reject) = policy.check_origin(request) {
-            bump(&stats.origin_refused);
+            bump(&self.context.stats.origin_refused);
             return Err(self.refuse(stream, reject));
         }
-        let data = match policy.authenticate(request) {
-            Ok(data) => data,
-            Err(reject) => {
-                bump(&stats.auth_refused);
-                return Err(self.refuse(stream, reject));
-            }
-        };
+        let data = self.authenticate(stream, request)?;
         let response = http::switching_protocols(&upgrade);
         self.send_all(stream, response.as_bytes(), self.deadline)?;
         log::debug!("{}: response:\n    {}", self.id, response.trim_end().replace("\r\n", "\n    "));
@@ -100,6 +94,38 @@ impl Client<'_> {
             data,
         };
         Ok(Upgraded { info, leftover })
+    }
+
+    /// Runs the application's authentication hook: its verdict, a 500 if it panicked,
+    /// or a 503 if it accepted after the handshake deadline.
+    ///
+    /// The hook cannot be interrupted (it is the application's code), so the deadline is
+    /// checked when it returns: a client let in too late has most likely given up, and a
+    /// slow hook would otherwise keep connections in their handshake past the limit the
+    /// configuration sets. Such a client gets 503 (the server was slow, not the client),
+    /// counted as a timed-out handshake. A refusal is sent as it is, late or not: it is
+    /// the answer either way.
+    fn authenticate(&self, stream: &mut Transport, request: &Request) -> Result<Option<AppData>, Error> {
+        let verdict = catch_unwind(AssertUnwindSafe(|| self.context.policy.authenticate(request)));
+        match verdict {
+            Ok(Ok(_)) if Instant::now() >= self.deadline => {
+                log::debug!(
+                    "{}: the authentication hook accepted after the handshake deadline; answering 503",
+                    self.id
+                );
+                let _ = self.refuse(stream, Rejection::new(503, "the server took too long to accept; try again"));
+                Err(Error::Timeout(Timeout::Handshake))
+            }
+            Ok(Ok(data)) => Ok(data),
+            Ok(Err(reject)) => {
+                bump(&self.context.stats.auth_refused);
+                Err(self.refuse(stream, reject))
+            }
+            Err(panic) => {
+                self.panicked("the authentication hook", "answered 500", &*panic);
+                Err(self.refuse(stream, Rejection::new(500, "the server failed to check this request")))
+            }
+        }
     }
 
     /// Answers with an HTTP error and reports the refusal as the error.
@@ -129,28 +155,44 @@ impl Client<'_> {
         Ok(None)
     }
 
-    /// Streams a file in chunks; each chunk must leave within the write timeout.
+    /// Sends a file with the length it has now. It is sent in chunks, each within the
+    /// write timeout; exactly that many bytes, even if the file grows meanwhile (more
+    /// would corrupt the response). If it shrinks, the connection ends after what was
+    /// there: the client sees a body shorter than announced.
     fn respond_file(&self, stream: &mut Transport, path: &Path, request: &Request) -> Result<Option<Upgraded>, Error> {
         let not_found =
             |stream: &mut Transport| self.respond_plain(stream, 404, "text/plain", "404 not found\n", request);
-        let Ok(mut file) = File::open(path) else { return not_found(stream) };
+        let Ok(file) = File::open(path) else { return not_found(stream) };
         let Ok(length) = file.metadata().map(|m| m.len()) else { return not_found(stream) };
         bump(&self.context.stats.http_responses);
         let head = http::response_head(200, http::content_type(path), length, "");
         self.send_all(stream, head.as_bytes(), self.deadline)?;
-        if request.method() != "HEAD" {
-            let mut chunk = vec![0u8; FILE_CHUNK];
-            loop {
-                let n = file.read(&mut chunk).map_err(Error::Io)?;
-                if n == 0 {
-                    break;
-                }
-                let deadline = Instant::now() + self.context.limits.write_timeout;
-                self.send_all(stream, &chunk[..n], deadline)?;
-            }
+        let name = path.to_string_lossy();
+        let sent = if request.method() == "HEAD" { length } else { self.send_body(stream, file.take(length))? };
+        if sent < length {
+            log::debug!("{}: {} shrank while being sent: {sent} of {length} bytes sent", self.id, log_safe(&name));
+        } else {
+            log::debug!("{}: served {} ({length} bytes)", self.id, log_safe(&name));
         }
-        log::debug!("{}: served {} ({length} bytes)", self.id, log_safe(&path.to_string_lossy()));
         Ok(None)
+    }
+
+    /// Sends everything `body` yields, one chunk at a time, each within the write
+    /// timeout; returns how many bytes that was.
+    fn send_body(&self, stream: &mut Transport, mut body: impl Read) -> Result<u64, Error> {
+        let mut chunk = vec![0u8; FILE_CHUNK];
+        let mut sent = 0;
+        loop {
+            let n = match body.read(&mut chunk) {
+                Ok(0) => return Ok(sent),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Io(e)),
+            };
+            let deadline = Instant::now() + self.context.limits.write_timeout;
+            self.send_all(stream, &chunk[..n], deadline)?;
+            sent += n as u64;
+        }
     }
 
     fn health_json(&self) -> String {

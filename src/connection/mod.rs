@@ -7,8 +7,8 @@
 //!   │   http_phase.rs   request head, route, policy, 101     (HTTP/1.1 Upgrade)
 //!   ├─ Event::Open
 //!   ├─ session.rs       the frame loop until the close       (WebSocket frames)
-//!   ├─ Event::Close
-//!   └─ unregister, count what was never sent
+//!   ├─ Event::Close     (also after a panic, once Open went out)
+//!   └─ unregister, count what was never sent                 (on every way out)
 //! ```
 //!
 //! One thread owns the socket, the rustls session and the tungstenite `WebSocket`, and
@@ -26,6 +26,7 @@ mod trace;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -33,12 +34,12 @@ pub(crate) use context::Context;
 
 use client::Client;
 use http_phase::Upgraded;
-use session::Session;
+use session::{Session, Traffic};
 use stream::Transport;
 
 use crate::hub::Outbox;
 use crate::stats::{add, bump};
-use crate::{ConnectionId, Error, Event};
+use crate::{AppData, CloseReason, ConnectionId, ConnectionInfo, Error, Event};
 
 #[cfg(fuzzing)]
 pub(crate) mod fuzzing {
@@ -71,22 +72,52 @@ pub(crate) fn stack_size(limits: &crate::config::Limits) -> usize {
 }
 
 /// The body of a connection thread.
+///
+/// The phases run inside one `catch_unwind` and the cleanup comes after it, so every way
+/// out, a panic included, ends the same: a Close event if the Open event went out, the
+/// connection out of the routing table and its rooms, its queue counted as dropped. A
+/// panic is a bug, in tinywss or in application code that runs here (the application's
+/// logger, say; the authentication hook's panics are caught where it is called, and
+/// answered with 500). Raised on, it would leave the registry entry, its waker (a file
+/// descriptor) and the `websockets` count behind for good; caught, it is reported and
+/// the thread ends like any other.
 pub(crate) fn run(conn: Connection) {
     let Connection { id, peer, socket, outbox, context } = conn;
     let deadline = Instant::now() + context.limits.handshake_timeout;
     let client = Client { id, peer, outbox, context: &context, deadline };
-    if let Some((stream, upgraded)) = client.handshake_on_own_thread(socket) {
-        client.serve_websocket(stream, upgraded);
+    let mut opened = None;
+    // Unwind-safe in effect: after a panic only the cleanup runs, and what it touches
+    // (registry, counters, outbox) is consistent between any two steps of the phases.
+    let phases = catch_unwind(AssertUnwindSafe(|| client.phases(socket, &mut opened)));
+    let panic = phases.err().map(|panic| client.panicked("the connection thread", "connection dropped", &*panic));
+    if let Some(opened) = opened {
+        client.close(opened, panic);
     }
-    context.registry.unregister(id);
-    let unsent = client.outbox.discard();
-    if unsent > 0 {
-        add(&context.stats.dropped, unsent);
-        log::debug!("{id}: {unsent} queued messages were not sent before the connection ended");
-    }
+    client.forget();
+}
+
+/// An open WebSocket, from its Open event on: what its Close event needs.
+struct Opened {
+    started: Instant,
+    data: Option<AppData>,
+    /// Why it ended and what it carried; `None` until the frame loop returns, so still
+    /// `None` after a panic.
+    ended: Option<(CloseReason, Traffic)>,
 }
 
 impl Client<'_> {
+    /// The phases in order. `opened` is set as soon as the Open event is out, so that
+    /// the Close event follows whatever happens next.
+    fn phases(&self, socket: TcpStream, opened: &mut Option<Opened>) {
+        let Some((stream, Upgraded { info, leftover })) = self.handshake_on_own_thread(socket) else { return };
+        let data = info.data.clone();
+        let opened = opened.insert(self.open(info));
+        let mut session = Session::new(self, stream, leftover, data);
+        let reason = session.run();
+        session.finish();
+        opened.ended = Some((reason, session.traffic));
+    }
+
     /// Runs [`handshake`](Self::handshake) on a short-lived thread and waits for it.
     ///
     /// For memory: the handshake is the deepest and most allocating work a connection
@@ -107,9 +138,11 @@ impl Client<'_> {
                 .name(format!("tinywss-hs-{}", self.id.0))
                 .stack_size(self.context.limits.thread_stack_size)
                 .spawn_scoped(scope, || handed.take().and_then(|socket| self.handshake(socket)))?;
-            // A panic (in an authentication hook, say) goes on in this thread, as if the
-            // handshake had run here.
-            Ok::<_, io::Error>(handshake.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            // Not raised again here: the connection ends like any other failed handshake.
+            Ok::<_, io::Error>(handshake.join().unwrap_or_else(|panic| {
+                self.panicked("the handshake thread", "connection dropped", &*panic);
+                None
+            }))
         });
         result.unwrap_or_else(|e| {
             log::debug!("{}: no thread for the handshake ({e}); doing it on the connection thread", self.id);
@@ -148,25 +181,46 @@ impl Client<'_> {
         self.context.failure_log.report(self.id, self.peer, what, error);
     }
 
-    /// From the Open event to the Close event.
-    fn serve_websocket(&self, stream: Transport, upgraded: Upgraded) {
-        let Upgraded { info, leftover } = upgraded;
+    /// Makes the connection routable and counted, and tells the application. It logs
+    /// first: after the first change nothing here can panic, so `close` always follows.
+    fn open(&self, info: ConnectionInfo) -> Opened {
         let (id, context) = (self.id, self.context);
-        let data = info.data.clone();
-        context.registry.opened(id);
-        context.stats.websockets.fetch_add(1, Ordering::SeqCst);
         // The path only: the query may carry a token.
         let path = info.path.split('?').next().unwrap_or_default();
         log::debug!("{id}: open, path {path:?}, subprotocol {:?}", info.subprotocol);
+        let data = info.data.clone();
+        context.registry.opened(id);
+        context.stats.websockets.fetch_add(1, Ordering::SeqCst);
         context.events.emit(Event::Open { conn: id, info });
-        let started = Instant::now();
-        let mut session = Session::new(self, stream, leftover, data.clone());
-        let reason = session.run();
-        session.finish();
+        Opened { started: Instant::now(), data, ended: None }
+    }
+
+    /// Undoes `open` and sends the Close event: with the frame loop's reason, or
+    /// [`Error::Panicked`] when it never returned.
+    fn close(&self, opened: Opened, panic: Option<String>) {
+        let (id, context) = (self.id, self.context);
         context.stats.websockets.fetch_sub(1, Ordering::SeqCst);
         // Unregister before the Close event: a send made after seeing it is counted as dropped.
         context.registry.unregister(id);
-        log::debug!("{id}: {reason} after {:.1?}; {}", started.elapsed(), session.traffic);
-        context.events.emit(Event::Close { conn: id, reason, data });
+        let reason = match opened.ended {
+            Some((reason, traffic)) => {
+                log::debug!("{id}: {reason} after {:.1?}; {traffic}", opened.started.elapsed());
+                reason
+            }
+            // Already logged at `error`.
+            None => CloseReason::Error(Error::Panicked(panic.unwrap_or_default())),
+        };
+        context.events.emit(Event::Close { conn: id, reason, data: opened.data });
+    }
+
+    /// Forgets the connection, however it ended: out of the routing table and its rooms
+    /// (if `close` did not do it already), and what was still queued counted as dropped.
+    fn forget(&self) {
+        self.context.registry.unregister(self.id);
+        let unsent = self.outbox.discard();
+        if unsent > 0 {
+            add(&self.context.stats.dropped, unsent);
+            log::debug!("{}: {unsent} queued messages were not sent before the connection ended", self.id);
+        }
     }
 }
