@@ -29,7 +29,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-pub(crate) use context::Context;
+pub(crate) use context::{Context, Departure, Slot};
 
 use client::Client;
 use http_phase::Upgraded;
@@ -56,6 +56,7 @@ pub(crate) struct Connection {
     pub(crate) socket: TcpStream,
     pub(crate) outbox: Outbox,
     pub(crate) context: std::sync::Arc<Context>,
+    pub(crate) slot: Slot,
 }
 
 /// The stack size of a connection thread: 64 KiB more than its handshake thread's.
@@ -72,10 +73,12 @@ pub(crate) fn stack_size(limits: &crate::config::Limits) -> usize {
 
 /// The body of a connection thread.
 pub(crate) fn run(conn: Connection) {
-    let Connection { id, peer, socket, outbox, context } = conn;
+    let Connection { id, peer, socket, outbox, context, mut slot } = conn;
     let deadline = Instant::now() + context.limits.handshake_timeout;
     let client = Client { id, peer, outbox, context: &context, deadline };
-    if let Some((stream, upgraded)) = client.handshake_on_own_thread(socket) {
+    let handshake = client.handshake_on_own_thread(socket);
+    slot.handshake_over();
+    if let Some((stream, upgraded)) = handshake {
         client.serve_websocket(stream, upgraded);
     }
     context.registry.unregister(id);
@@ -142,9 +145,15 @@ impl Client<'_> {
         }
     }
 
-    /// Counts a failed handshake (as a timeout, or under `counter`) and reports it.
+    /// Counts a failed handshake (as a timeout, or under `counter`) and reports it. One
+    /// the server cut short (shutdown, or shed for a newer client) is not the client's
+    /// failure: the acceptor counts the shed ones.
     fn handshake_failed(&self, error: &Error, counter: &AtomicU64, what: &str) {
-        bump(if matches!(error, Error::Timeout(_)) { &self.context.stats.handshakes_timed_out } else { counter });
+        match error {
+            Error::Closed => {}
+            Error::Timeout(_) => bump(&self.context.stats.handshakes_timed_out),
+            _ => bump(counter),
+        }
         self.context.failure_log.report(self.id, self.peer, what, error);
     }
 
