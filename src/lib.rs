@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  std::net::TcpListener
-//!         │ accept (acceptor thread, server.rs; enforces max_connections)
+//!         │ accept (acceptor thread, server.rs; connection and handshake limits,
+//!         │ in total and per address: admission.rs)
 //!         ▼
 //!  one thread per client ("tinywss-conn-<id>", small stack; connection/)
 //!    TLS handshake (rustls)      ─┐ one deadline for both, on a short-lived
@@ -25,10 +26,12 @@
 //! queues a message for it, or a timer (handshake deadline, keepalive ping, close
 //! timeout) is due: an idle connection costs no CPU. Everything that can grow is bounded:
 //! the events channel, each client's outbound queue, message and frame sizes, the number
-//! of connections. What does not fit is refused or dropped, and counted in [`Stats`].
+//! of connections and of handshakes in progress, in total and per address. What does not
+//! fit is refused or dropped, and counted in [`Stats`].
 //!
 //! The source is laid out the same way, and every import points down this list:
-//! `server` and `handle` (what the application starts and calls) → `connection` (one
+//! `server` and `handle` (what the application starts and calls) → `admission` (who
+//! the acceptor lets in) → `connection` (one
 //! client's thread, its phases in order in `connection/mod.rs`) → `hub` (the routing
 //! table, the outboxes, the rooms, the events channel) → `http` and `tls` (pure HTTP
 //! functions; certificates and their renewal) → `wait` and the public types.
@@ -64,7 +67,10 @@
 //!
 //! | limit | default | past it |
 //! |---|---|---|
-//! | [`max_connections`](ConfigBuilder::max_connections) | 256 | new TCP connections closed right after `accept`, before any TLS work; [`Stats::refused`] |
+//! | [`max_connections`](ConfigBuilder::max_connections) | 256 | the oldest unfinished handshake gives way to the new client ([`Stats::handshakes_shed`]); with none, the new TCP connection is closed right after `accept`, before any TLS work ([`Stats::refused`]) |
+//! | [`max_handshakes`](ConfigBuilder::max_handshakes) | 64 TLS + HTTP handshakes in progress | the oldest unfinished handshake gives way to the new client: its connection is closed; [`Stats::handshakes_shed`] |
+//! | [`max_connections_per_ip`](ConfigBuilder::max_connections_per_ip) | 64 per address (IPv6: per /64); none behind a proxy | new TCP connections from that address closed right after `accept`; [`Stats::refused_per_ip`] |
+//! | [`max_handshakes_per_ip`](ConfigBuilder::max_handshakes_per_ip) | 16 per address while every handshake slot is in use; none behind a proxy | new TCP connections from that address closed right after `accept` instead of pushing another client's handshake out; [`Stats::refused_per_ip`] |
 //! | [`handshake_timeout`](ConfigBuilder::handshake_timeout) | 10 s for TLS + HTTP, the authentication hook included | connection dropped (HTTP 503 if the hook accepted late); [`Stats::handshakes_timed_out`] |
 //! | [`max_request_head`](ConfigBuilder::max_request_head) | 8 KiB, 32 header lines | HTTP 431 |
 //! | [`max_message_size`](ConfigBuilder::max_message_size), [`max_frame_size`](ConfigBuilder::max_frame_size) | 1 MiB | Close 1009, checked on the frame header before buffering; [`Stats::limit_closes`] |
@@ -130,7 +136,7 @@
 //! | level | what |
 //! |---|---|
 //! | `error` | the acceptor stopped working, a renewed certificate refused, a panic on a connection thread (with the connection id and the panic's message) |
-//! | `warn`  | certificate problems that do not stop the server, a development certificate in use, plain `ws://`, slow clients closed, accept failures |
+//! | `warn`  | certificate problems that do not stop the server, a development certificate in use, plain `ws://`, slow clients closed, accept failures, clients refused or handshakes shed at the limits (at most one line per 10 s; the rest at `debug`) |
 //! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal, failed handshakes (at most one line per 10 s; the rest at `debug`) |
 //! | `debug` | each connection: TLS version, cipher suite, SNI and ALPN; the HTTP request and the 101 response, header by header; open; the close (who, code, reason, duration, messages and bytes each way) |
 //! | `trace` | each frame both ways (target `tinywss::frames`: opcode, FIN, RSV, masked, payload length), each message and control frame |
@@ -150,7 +156,8 @@ mod error;
 mod event;
 mod stats;
 
-// The running server: the acceptor, and what the application calls.
+// The running server: the acceptor and who it lets in, and what the application calls.
+mod admission;
 mod handle;
 mod server;
 

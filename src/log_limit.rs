@@ -69,7 +69,9 @@ pub(crate) struct FailureLog {
 impl FailureLog {
     pub(crate) fn report(&self, id: ConnectionId, peer: SocketAddr, what: &'static str, error: &Error) {
         if matches!(error, Error::Closed) {
-            return log::debug!("{id}: {what} with {peer} cut short by the shutdown");
+            return log::debug!(
+                "{id}: {what} with {peer} cut short by the server (shutdown, or shed for a newer client)"
+            );
         }
         let admitted = {
             let mut kinds = self.kinds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

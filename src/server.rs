@@ -1,6 +1,6 @@
 //! [`Server::bind`]: the listening socket and the acceptor thread.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use crate::admission::{address_key, Admission, Refusal, Verdict};
 use crate::connection::{self, Connection, Context};
 use crate::handle::{Handle, Shared, Threads};
 use crate::hub::{outbox, EventSink, Registry};
@@ -68,6 +69,8 @@ impl Server {
         ));
 
         let acceptor = Acceptor {
+            admission: Admission::new(&context.limits),
+            turned_away: Throttle::default(),
             listener,
             waker: Arc::new(Waker::new()?),
             stop: Arc::new(AtomicBool::new(false)),
@@ -76,7 +79,6 @@ impl Server {
             ended: Arc::new(AtomicUsize::new(0)),
             next_id: 1,
             reloader: tls.reloader.clone(),
-            cannot_serve_log: Throttle::default(),
         };
         let (acceptor_waker, stop) = (Arc::clone(&acceptor.waker), Arc::clone(&acceptor.stop));
         let acceptor = spawn("tinywss-accept", move || acceptor.run())?;
@@ -134,9 +136,13 @@ fn spawn<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'stati
     Ok(thread::Builder::new().name(name.into()).spawn(body)?)
 }
 
-/// The acceptor thread: takes new clients, enforces the connection limit, starts threads.
+/// The acceptor thread: takes new clients, lets in those `admission` has room for,
+/// starts their threads.
 struct Acceptor {
     listener: TcpListener,
+    admission: Admission,
+    /// Keeps the warnings about refused and shed clients from flooding the log.
+    turned_away: Throttle,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     context: Arc<Context>,
@@ -147,8 +153,6 @@ struct Acceptor {
     next_id: u64,
     /// Checks the certificate files for renewal between accepts.
     reloader: Option<Arc<Reloader>>,
-    /// Keeps a storm of clients that cannot get a thread from flooding the log.
-    cannot_serve_log: Throttle,
 }
 
 impl Acceptor {
@@ -202,34 +206,65 @@ impl Acceptor {
 
     /// Starts a thread for a new client, or refuses it cheaply (before any TLS work).
     fn admit(&mut self, socket: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
-        let context = &self.context;
-        let max = context.limits.max_connections;
-        if context.stats.connections.load(Ordering::SeqCst) >= max as u64 {
-            bump(&context.stats.refused);
-            log::debug!("refused {peer}: {max} connections open (max_connections)");
-            return None;
-        }
+        let address = address_key(peer.ip());
+        let shed = match self.admission.decide(address) {
+            Verdict::Admit => None,
+            Verdict::AdmitShedding(shed) => Some(shed),
+            Verdict::Refuse(refusal) => {
+                self.refused(peer, refusal);
+                return None;
+            }
+        };
         let id = ConnectionId(self.next_id);
         self.next_id += 1;
-        match self.start(id, socket, peer) {
+        if let Some(shed) = shed {
+            bump(&self.context.stats.handshakes_shed);
+            self.turned_away(format_args!(
+                "{shed}: handshake shed, the oldest unfinished, to make way for {id} from {peer} \
+                 (max_handshakes or max_connections reached)"
+            ));
+        }
+        match self.start(id, socket, peer, address) {
             Ok(thread) => Some(thread),
             Err(e) => {
-                bump(&context.stats.refused);
-                match self.cannot_serve_log.admit() {
-                    Some(held_back) => log::warn!("{id}: cannot serve {peer}: {e}{}", more(held_back)),
-                    None => log::debug!("{id}: cannot serve {peer}: {e}"),
-                }
+                bump(&self.context.stats.refused);
+                self.turned_away(format_args!("{id}: cannot serve {peer}: {e}"));
                 None
             }
         }
     }
 
-    fn start(&self, id: ConnectionId, socket: TcpStream, peer: SocketAddr) -> std::io::Result<JoinHandle<()>> {
+    fn refused(&self, peer: SocketAddr, refusal: Refusal) {
+        bump(&self.context.stats.refused);
+        if refusal.per_ip() {
+            bump(&self.context.stats.refused_per_ip);
+        }
+        self.turned_away(format_args!("refused {peer}: {} reached", refusal.limit()));
+    }
+
+    /// Logs a refused or shed client: at `warn`, but at most one line per 10 s (with a
+    /// count of the others, logged at `debug`), since a flood makes one per connection.
+    fn turned_away(&self, what: std::fmt::Arguments<'_>) {
+        match self.turned_away.admit() {
+            Some(held_back) => log::warn!("{what}{}", more(held_back)),
+            None => log::debug!("{what}"),
+        }
+    }
+
+    fn start(
+        &mut self,
+        id: ConnectionId,
+        socket: TcpStream,
+        peer: SocketAddr,
+        address: IpAddr,
+    ) -> std::io::Result<JoinHandle<()>> {
         socket.set_nonblocking(true)?;
         // Small WebSocket messages must leave at once, not wait for Nagle's algorithm.
         socket.set_nodelay(true)?;
         let (sender, outbox) = outbox(Waker::new()?);
-        let conn = Connection { id, peer, socket, outbox, context: Arc::clone(&self.context) };
+        // Counted in before the thread starts: if it cannot, its slot counts it out.
+        let slot = self.admission.admitted(id, address, sender.control());
+        let conn = Connection { id, peer, socket, outbox, context: Arc::clone(&self.context), slot };
         let open = OpenGuard::new(Arc::clone(&self.context.stats));
         let alive = self.alive.clone();
         let (ended, acceptor) = (Arc::clone(&self.ended), Arc::clone(&self.waker));

@@ -15,8 +15,16 @@ pub struct Stats {
     pub websockets: u64,
     /// TCP connections accepted and given a thread.
     pub accepted: u64,
-    /// TCP connections refused because `max_connections` were open (or no thread could start).
+    /// TCP connections closed right after `accept`, before any TLS work: `max_connections`
+    /// were open and no handshake could make way, a per-address limit was reached
+    /// (those are also in `refused_per_ip`), or no thread could start.
     pub refused: u64,
+    /// TCP connections refused for `max_connections_per_ip` or `max_handshakes_per_ip`
+    /// (included in `refused`).
+    pub refused_per_ip: u64,
+    /// Unfinished handshakes given up to make way for a new client, the oldest first,
+    /// when `max_handshakes` (or `max_connections`) were in use.
+    pub handshakes_shed: u64,
     /// Handshakes that failed in TLS (bad or no ClientHello, untrusted certificate, ...).
     pub handshakes_failed_tls: u64,
     /// Handshakes that failed in HTTP (not a valid Upgrade request, refused by the
@@ -67,6 +75,8 @@ pub(crate) struct Counters {
     pub(crate) websockets: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) refused: AtomicU64,
+    pub(crate) refused_per_ip: AtomicU64,
+    pub(crate) handshakes_shed: AtomicU64,
     pub(crate) handshakes_failed_tls: AtomicU64,
     pub(crate) handshakes_failed_http: AtomicU64,
     pub(crate) origin_refused: AtomicU64,
@@ -103,6 +113,8 @@ impl Counters {
             websockets: self.websockets.load(Relaxed),
             accepted: self.accepted.load(Relaxed),
             refused: self.refused.load(Relaxed),
+            refused_per_ip: self.refused_per_ip.load(Relaxed),
+            handshakes_shed: self.handshakes_shed.load(Relaxed),
             handshakes_failed_tls: self.handshakes_failed_tls.load(Relaxed),
             handshakes_failed_http: self.handshakes_failed_http.load(Relaxed),
             origin_refused: self.origin_refused.load(Relaxed),

@@ -7,12 +7,67 @@ use super::{ConfigBuilder, SlowConsumerPolicy};
 
 /// Limits and timeouts.
 impl ConfigBuilder {
-    /// The most clients served at once; further clients are refused right after
-    /// `accept`, before any TLS work, and counted in [`Stats::refused`](crate::Stats).
+    /// The most clients served at once, handshakes included. When they are all in use,
+    /// a new client takes the place of the oldest unfinished handshake, if there is one
+    /// (see [`max_handshakes`](Self::max_handshakes)); otherwise it is refused right
+    /// after `accept`, before any TLS work, and counted in [`Stats::refused`](crate::Stats).
     ///
     /// Defaults to `256`.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.limits.max_connections = n;
+        self
+    }
+
+    /// The most handshakes (TLS and HTTP Upgrade) in progress at once. A client that
+    /// connects and sends nothing holds a handshake until the
+    /// [`handshake_timeout`](Self::handshake_timeout); without a bound of their own, a
+    /// few hundred such connections would fill [`max_connections`](Self::max_connections)
+    /// and lock every real client out. When this many are in progress, a new client
+    /// takes the place of the oldest: that handshake is asked to give up (its socket is
+    /// closed) and counted in [`Stats::handshakes_shed`](crate::Stats). A real handshake
+    /// takes a round trip or two, so the oldest is almost always a client that stalls.
+    ///
+    /// Defaults to `64`: enough for hundreds of new clients a second; in a larger burst
+    /// the oldest of them give way and reconnect. Each handshake in progress holds two
+    /// threads (about 35 KiB). While shed handshakes wind down (microseconds), up to
+    /// twice as many may be in progress; past that, new clients are refused.
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.limits.max_handshakes = n.max(1);
+        self
+    }
+
+    /// The most connections from one address at once (IPv6: from one /64 network, the
+    /// block one household or host is given; an IPv4 address mapped into IPv6 counts as
+    /// itself). Past it, a new connection from that address is refused right after
+    /// `accept`, before any TLS work, and counted in [`Stats::refused`](crate::Stats) and
+    /// [`Stats::refused_per_ip`](crate::Stats). `None` lifts the limit.
+    ///
+    /// Defaults to `Some(64)`, a quarter of the default
+    /// [`max_connections`](Self::max_connections): one host (a client stuck in a
+    /// reconnect loop, say) cannot take the whole server, while an office behind one
+    /// NAT address still gets 64 connections. Behind a TCP proxy that hides the clients'
+    /// addresses, use `None`; with [`plain_ws_behind_proxy`](Self::plain_ws_behind_proxy)
+    /// every client has the proxy's address, so there it defaults to `None` unless set.
+    pub fn max_connections_per_ip(mut self, n: Option<usize>) -> Self {
+        self.limits.max_connections_per_ip = n.map(|n| n.max(1));
+        self.per_ip_chosen = true;
+        self
+    }
+
+    /// How many handshakes in progress one address may hold when every handshake slot
+    /// ([`max_handshakes`](Self::max_handshakes)) is in use, counted as
+    /// [`max_connections_per_ip`](Self::max_connections_per_ip) counts. A new client from
+    /// an address that holds this many is then refused (counted in the same way) instead
+    /// of taking the place of another client's handshake: one host can use the slots
+    /// nobody else needs, but cannot keep them from others or push their handshakes out.
+    /// While slots are free it does not apply, so a burst of clients behind one NAT
+    /// address, all reconnecting after a restart, gets in. `None` lifts the limit.
+    ///
+    /// Defaults to `Some(16)`, a quarter of the default `max_handshakes`; `None` with
+    /// [`plain_ws_behind_proxy`](Self::plain_ws_behind_proxy) unless set.
+    pub fn max_handshakes_per_ip(mut self, n: Option<usize>) -> Self {
+        self.limits.max_handshakes_per_ip = n.map(|n| n.max(1));
+        self.per_ip_chosen = true;
         self
     }
 

@@ -31,6 +31,10 @@ pub struct Config {
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
     pub(crate) max_connections: usize,
+    pub(crate) max_handshakes: usize,
+    /// `None`: no limit per address.
+    pub(crate) max_connections_per_ip: Option<usize>,
+    pub(crate) max_handshakes_per_ip: Option<usize>,
     pub(crate) max_message_size: usize,
     pub(crate) max_frame_size: usize,
     pub(crate) read_buffer_size: usize,
@@ -54,6 +58,9 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 256,
+            max_handshakes: 64,
+            max_connections_per_ip: Some(64),
+            max_handshakes_per_ip: Some(16),
             max_message_size: 1 << 20,
             max_frame_size: 1 << 20,
             read_buffer_size: 1 << 10,
@@ -139,6 +146,9 @@ pub struct ConfigBuilder {
     tls: TlsSettings,
     /// Set by the setters in `limits.rs`.
     limits: Limits,
+    /// Whether a per-address limit was set: if not, `build` lifts them for plain `ws://`
+    /// behind a proxy, where every client has the proxy's address.
+    per_ip_chosen: bool,
     /// Set by the setters in `http.rs`.
     policy: Policy,
 }
@@ -174,7 +184,26 @@ impl ConfigBuilder {
         }
         let tls = self.tls.build()?;
         let bind = self.bind.unwrap_or_else(|| "127.0.0.1:8443".into());
+        let mut limits = self.limits;
+        if tls.is_plain() && !self.per_ip_chosen {
+            limits.max_connections_per_ip = None;
+            limits.max_handshakes_per_ip = None;
+        }
         let policy = Policy { plain_ws: tls.is_plain(), ..self.policy };
-        Ok(Config { bind, tls, limits: self.limits, policy })
+        Ok(Config { bind, tls, limits, policy })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behind_a_proxy_the_per_address_limits_are_lifted_unless_set() {
+        let plain = || Config::builder().plain_ws_behind_proxy(true);
+        let limits = plain().build().unwrap().limits;
+        assert_eq!((limits.max_connections_per_ip, limits.max_handshakes_per_ip), (None, None));
+        let limits = plain().max_connections_per_ip(Some(5)).build().unwrap().limits;
+        assert_eq!((limits.max_connections_per_ip, limits.max_handshakes_per_ip), (Some(5), Some(16)));
     }
 }

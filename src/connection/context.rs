@@ -1,13 +1,17 @@
 //! What every connection thread shares with the server.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+
+use crossbeam_channel::Sender;
 
 use crate::config::Limits;
 use crate::http::Policy;
 use crate::hub::{EventSink, Registry};
 use crate::log_limit::FailureLog;
 use crate::stats::Counters;
+use crate::ConnectionId;
 
 /// The server-wide state each connection thread works with, built once by
 /// [`Server::bind`](crate::Server::bind).
@@ -45,5 +49,54 @@ impl Context {
             stats,
             failure_log: FailureLog::default(),
         }
+    }
+}
+
+/// A connection's place under the acceptor's limits (handshakes in progress, connections
+/// per address): tells the acceptor when its handshake is over and when its thread is.
+///
+/// Dropping it tells both, so a thread that ends early, or unwinds, still gives its
+/// place back. The acceptor reads the news when it next decides on a client; nothing is
+/// locked and the acceptor is not woken for it.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    id: ConnectionId,
+    /// The address the acceptor counts the connection under.
+    address: IpAddr,
+    handshaking: bool,
+    acceptor: Sender<Departure>,
+}
+
+/// What a [`Slot`] tells the acceptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Departure {
+    pub(crate) id: ConnectionId,
+    pub(crate) address: IpAddr,
+    /// `true` when the thread ends, `false` when only the handshake is over.
+    pub(crate) thread_over: bool,
+}
+
+impl Slot {
+    pub(crate) fn new(id: ConnectionId, address: IpAddr, acceptor: Sender<Departure>) -> Slot {
+        Slot { id, address, handshaking: true, acceptor }
+    }
+
+    /// The handshake is over, whatever its outcome.
+    pub(crate) fn handshake_over(&mut self) {
+        if std::mem::take(&mut self.handshaking) {
+            self.tell(false);
+        }
+    }
+
+    fn tell(&self, thread_over: bool) {
+        // After the acceptor has stopped nobody counts any more.
+        let _ = self.acceptor.send(Departure { id: self.id, address: self.address, thread_over });
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.handshake_over();
+        self.tell(true);
     }
 }

@@ -30,7 +30,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-pub(crate) use context::Context;
+pub(crate) use context::{Context, Departure, Slot};
 
 use client::Client;
 use http_phase::Upgraded;
@@ -57,6 +57,7 @@ pub(crate) struct Connection {
     pub(crate) socket: TcpStream,
     pub(crate) outbox: Outbox,
     pub(crate) context: std::sync::Arc<Context>,
+    pub(crate) slot: Slot,
 }
 
 /// The stack size of a connection thread: 64 KiB more than its handshake thread's.
@@ -82,13 +83,13 @@ pub(crate) fn stack_size(limits: &crate::config::Limits) -> usize {
 /// descriptor) and the `websockets` count behind for good; caught, it is reported and
 /// the thread ends like any other.
 pub(crate) fn run(conn: Connection) {
-    let Connection { id, peer, socket, outbox, context } = conn;
+    let Connection { id, peer, socket, outbox, context, mut slot } = conn;
     let deadline = Instant::now() + context.limits.handshake_timeout;
     let client = Client { id, peer, outbox, context: &context, deadline };
     let mut opened = None;
     // Unwind-safe in effect: after a panic only the cleanup runs, and what it touches
     // (registry, counters, outbox) is consistent between any two steps of the phases.
-    let phases = catch_unwind(AssertUnwindSafe(|| client.phases(socket, &mut opened)));
+    let phases = catch_unwind(AssertUnwindSafe(|| client.phases(socket, &mut slot, &mut opened)));
     let panic = phases.err().map(|panic| client.panicked("the connection thread", "connection dropped", &*panic));
     if let Some(opened) = opened {
         client.close(opened, panic);
@@ -108,8 +109,10 @@ struct Opened {
 impl Client<'_> {
     /// The phases in order. `opened` is set as soon as the Open event is out, so that
     /// the Close event follows whatever happens next.
-    fn phases(&self, socket: TcpStream, opened: &mut Option<Opened>) {
-        let Some((stream, Upgraded { info, leftover })) = self.handshake_on_own_thread(socket) else { return };
+    fn phases(&self, socket: TcpStream, slot: &mut Slot, opened: &mut Option<Opened>) {
+        let handshake = self.handshake_on_own_thread(socket);
+        slot.handshake_over();
+        let Some((stream, Upgraded { info, leftover })) = handshake else { return };
         let data = info.data.clone();
         let opened = opened.insert(self.open(info));
         let mut session = Session::new(self, stream, leftover, data);
@@ -175,9 +178,15 @@ impl Client<'_> {
         }
     }
 
-    /// Counts a failed handshake (as a timeout, or under `counter`) and reports it.
+    /// Counts a failed handshake (as a timeout, or under `counter`) and reports it. One
+    /// the server cut short (shutdown, or shed for a newer client) is not the client's
+    /// failure: the acceptor counts the shed ones.
     fn handshake_failed(&self, error: &Error, counter: &AtomicU64, what: &'static str) {
-        bump(if matches!(error, Error::Timeout(_)) { &self.context.stats.handshakes_timed_out } else { counter });
+        match error {
+            Error::Closed => {}
+            Error::Timeout(_) => bump(&self.context.stats.handshakes_timed_out),
+            _ => bump(counter),
+        }
         self.context.failure_log.report(self.id, self.peer, what, error);
     }
 

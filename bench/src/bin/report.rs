@@ -363,7 +363,7 @@ fn other_peers(w: &mut String, results: &Results, idle: &str, versions: [&str; 2
 
 const METHOD: &str = "\
 - **Servers.** `tinywss`: `bench/src/bin/tinywss_server.rs`, the library with its defaults \
-(except `max_connections`), echoing from the application thread with `Handle::send`. \
+(except the connection limits, raised for one load generator with 10,000 connections), echoing from the application thread with `Handle::send`. \
 `tokio-tungstenite`: `tokio_ws_server.rs`, tokio-tungstenite 0.30 + tokio-rustls, one task per \
 client, tungstenite's default config, all ready messages echoed before one flush. `sync \
 tungstenite`: `sync_ws_server.rs`, the echo loop of tungstenite's README over rustls' blocking \

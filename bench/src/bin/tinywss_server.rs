@@ -71,8 +71,12 @@ fn main() {
     let mut builder = Config::builder()
         .bind(flags.get("bind", "127.0.0.1:9001".to_string()))
         .tls_pem_files(flags.required::<PathBuf>("cert"), flags.required::<PathBuf>("key"))
-        // The default (256) suits a small device; the idle tests open 10,000.
-        .max_connections(flags.get("max-connections", 20_000));
+        // The defaults (256, 64 handshakes at once, 64 per address) suit a small device;
+        // the idle tests open 10,000, all from the load generator's one address.
+        .max_connections(flags.get("max-connections", 20_000))
+        .max_handshakes(flags.get("max-connections", 20_000))
+        .max_connections_per_ip(None)
+        .max_handshakes_per_ip(None);
     // For experiments only; the benchmarks use the library default.
     if flags.has("events-capacity") {
         builder = builder.events_capacity(flags.get("events-capacity", 1024));
