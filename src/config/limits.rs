@@ -163,8 +163,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// How long the server waits for the client's Close reply (and for the last bytes
-    /// to leave) before it drops the TCP connection anyway.
+    /// How long the server waits for the client's Close reply, and then as long again
+    /// for the last bytes (its own Close frame among them) to leave, before it drops the
+    /// TCP connection anyway.
     ///
     /// Defaults to 3 seconds.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {

@@ -456,25 +456,34 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Sends what is still buffered (a Close frame, usually), then TLS `close_notify`,
-    /// then closes TCP: within the close timeout, because the client may be gone.
+    /// Sends what is still buffered in tungstenite and in TLS (a Close frame, usually),
+    /// then TLS `close_notify`, then closes TCP: within the close timeout, because the
+    /// client may be gone.
     pub(crate) fn finish(&mut self) {
         let deadline = Some(Instant::now() + self.limits().close_timeout);
-        let client = self.client;
-        let waker = &client.outbox.control().waker;
-        let stream = &mut self.ws.get_mut().inner;
-        loop {
-            match stream.flush() {
-                Err(e) if would_block(&e) => {}
-                _ => break,
-            }
-            match wait(&stream.sock(), true, waker, deadline) {
+        while self.flush_remaining() {
+            let waker = &self.control().waker;
+            match wait(&self.ws.get_ref().inner.sock(), true, waker, deadline) {
                 Ok(_) if deadline.is_some_and(|d| Instant::now() < d) => {}
                 _ => break,
             }
         }
+        let stream = &mut self.ws.get_mut().inner;
         stream.close_notify();
         stream.shutdown();
+    }
+
+    /// Writes what tungstenite and TLS hold; returns whether some of it must wait for
+    /// the socket.
+    fn flush_remaining(&mut self) -> bool {
+        match self.ws.flush() {
+            // tungstenite flushed TLS too.
+            Ok(()) => false,
+            Err(WsError::Io(e)) => would_block(&e),
+            // tungstenite has written its last frame (the close handshake is over) or
+            // cannot write: what TLS holds may still go.
+            Err(_) => matches!(self.ws.get_mut().inner.flush(), Err(e) if would_block(&e)),
+        }
     }
 }
 
