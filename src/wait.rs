@@ -83,6 +83,13 @@ pub(crate) struct Interest {
     pub(crate) write: bool,
 }
 
+impl Interest {
+    /// Writability only: for a thread that must not read (its client's output is not
+    /// leaving) or has nothing more to read (it is closing), and that would otherwise
+    /// wake at once, again and again, while the client keeps sending.
+    pub(crate) const WRITE: Interest = Interest { read: false, write: true };
+}
+
 /// Blocks until the socket is readable (or writable, if `want_write`), the waker rings,
 /// or `deadline` passes: whichever comes first. Returns whether the waker rang; the
 /// caller then [`reset`](Waker::reset)s it. Callers simply try their reads and writes
@@ -151,8 +158,7 @@ mod tests {
         while std::io::Write::write(&mut &a, &[0; 4096]).is_ok() {}
         let waker = Waker::new().unwrap();
         let start = Instant::now();
-        assert!(!wait_for(&a, Interest { read: false, write: true }, &waker, Some(start + Duration::from_millis(20)))
-            .unwrap());
+        assert!(!wait_for(&a, Interest::WRITE, &waker, Some(start + Duration::from_millis(20))).unwrap());
         assert!(start.elapsed() >= Duration::from_millis(20), "readable input ended the wait");
     }
 

@@ -165,7 +165,8 @@ impl ConfigBuilder {
 
     /// How long the server waits for the client's Close reply, and then as long again
     /// for the last bytes (its own Close frame among them) to leave, before it drops the
-    /// TCP connection anyway.
+    /// TCP connection anyway. Messages sent to a connection that is closing are refused
+    /// and counted in [`Stats::dropped`](crate::Stats).
     ///
     /// Defaults to 3 seconds.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {

@@ -25,7 +25,7 @@ use super::trace::Logged;
 use crate::config::Limits;
 use crate::hub::Control;
 use crate::stats::{add, bump};
-use crate::wait::{wait, wait_for, Interest};
+use crate::wait::{wait_for, Interest};
 use crate::{AppData, CloseReason, Error, Event, Message, Timeout};
 
 /// Most messages read per wake-up before queued output gets its turn.
@@ -253,6 +253,7 @@ impl<'a> Session<'a> {
     }
 
     fn on_close_frame(&mut self, frame: Option<CloseFrame>) {
+        self.refuse_messages();
         let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
         if code == 1002 && reason == TUNGSTENITE_BAD_CODE_REASON && self.closing.is_none() {
             // tungstenite replaced a close code that may not be sent (RFC 6455 §7.4) with
@@ -315,6 +316,7 @@ impl<'a> Session<'a> {
         log::debug!("{}: failing the connection with {code}: {reason}", self.client.id);
         let stats = &self.client.context.stats;
         bump(if code == 1009 { &stats.limit_closes } else { &stats.protocol_errors });
+        self.refuse_messages();
         // Control frames carry at most 125 bytes: 2 for the code, the rest for the reason.
         let reason = truncate_utf8(reason, 123).to_owned();
         let _ = self.ws.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() }));
@@ -358,6 +360,7 @@ impl<'a> Session<'a> {
             return;
         }
         log::debug!("{}: closing with {code} {reason:?}", self.client.id);
+        self.refuse_messages();
         let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_utf8(&reason, 123).to_owned().into() };
         let deadline = Instant::now() + self.limits().close_timeout;
         self.closing = Some(Closing { code, reason, deadline });
@@ -456,16 +459,26 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// No message queued from now on can be sent (tungstenite sends nothing after a
+    /// Close frame): the registry refuses and counts them instead of waking this thread.
+    fn refuse_messages(&self) {
+        self.control().set_closing();
+    }
+
     /// Sends what is still buffered in tungstenite and in TLS (a Close frame, usually),
     /// then TLS `close_notify`, then closes TCP: within the close timeout, because the
-    /// client may be gone.
+    /// client may be gone. Meanwhile the thread wakes only when the socket takes bytes
+    /// or the time is up: no message can wake it, and input is not read any more.
     pub(crate) fn finish(&mut self) {
-        let deadline = Some(Instant::now() + self.limits().close_timeout);
-        while self.flush_remaining() {
+        self.refuse_messages();
+        let deadline = Instant::now() + self.limits().close_timeout;
+        while self.flush_remaining() && Instant::now() < deadline {
             let waker = &self.control().waker;
-            match wait(&self.ws.get_ref().inner.sock(), true, waker, deadline) {
-                Ok(_) if deadline.is_some_and(|d| Instant::now() < d) => {}
-                _ => break,
+            match wait_for(&self.ws.get_ref().inner.sock(), Interest::WRITE, waker, Some(deadline)) {
+                // A wake-up from before the connection began closing.
+                Ok(true) => waker.reset(),
+                Ok(false) => {}
+                Err(_) => break,
             }
         }
         let stream = &mut self.ws.get_mut().inner;
