@@ -71,8 +71,8 @@ impl Handle {
     /// Queues a message for one connection.
     ///
     /// Returns once the message is queued; sending happens on the connection's thread.
-    /// A message for a connection that is not open (any more) is dropped and counted in
-    /// [`Stats::dropped`]; one that finds the client's outbound queue full closes that
+    /// A message for a connection that is not open, or is closing, is dropped and counted
+    /// in [`Stats::dropped`]; one that finds the client's outbound queue full closes that
     /// client with 1013 (see [`ConfigBuilder::outbound_queue`](crate::ConfigBuilder::outbound_queue)).
     ///
     /// # Errors
@@ -94,7 +94,8 @@ impl Handle {
 
     /// Starts the close handshake with one connection: messages queued before this call
     /// are sent first, then a Close frame with `code` and `reason` (at most 123 bytes
-    /// are sent). The connection's [`Event::Close`](crate::Event::Close) follows.
+    /// are sent). Messages sent to it after this call are dropped and counted in
+    /// [`Stats::dropped`]. The connection's [`Event::Close`](crate::Event::Close) follows.
     ///
     /// # Errors
     ///

@@ -78,7 +78,9 @@
 //! | [`ping_interval`](ConfigBuilder::ping_interval) + [`pong_timeout`](ConfigBuilder::pong_timeout) | 30 s + 10 s | connection dropped, [`CloseReason::Error`] with a timeout |
 //! | [`idle_timeout`](ConfigBuilder::idle_timeout) | off | Close 1000 "idle timeout" |
 //! | [`outbound_queue`](ConfigBuilder::outbound_queue), [`outbound_queue_bytes`](ConfigBuilder::outbound_queue_bytes) | 64 messages, 1 MiB | [`SlowConsumerPolicy`]: Close 1013 (default) or drop the message; [`Stats::dropped`] |
-//! | [`write_timeout`](ConfigBuilder::write_timeout) | 10 s without progress | connection dropped |
+//! | output waiting for one client whose socket is full (messages, pongs, close replies) | [`write_buffer_size`](ConfigBuilder::write_buffer_size) (8 KiB) + one message + 64 KiB of TLS records | nothing more is read from that client until it takes its output (TCP pushes back on it, so a Ping flood cannot grow memory); queued messages stay in the outbound queue |
+//! | [`write_timeout`](ConfigBuilder::write_timeout) | 10 s without progress | connection dropped; [`Stats::limit_closes`]. A client that reads slowly is served slowly, in the bounded memory above |
+//! | [`close_timeout`](ConfigBuilder::close_timeout) | 3 s for the Close reply, then 3 s for the last bytes to leave | TCP closed anyway. Messages sent to a closing connection are refused at once; [`Stats::dropped`] |
 //! | [`events_capacity`](ConfigBuilder::events_capacity) | 1,024 events | connection threads wait for the application; TCP slows the clients; nothing is dropped |
 //!
 //! ## TLS

@@ -48,7 +48,8 @@ pub struct Stats {
     /// Payload bytes handed to TLS for clients.
     pub bytes_out: u64,
     /// Messages that were dropped: for a full outbound queue, a connection that was
-    /// already gone, or events the application could not take during shutdown.
+    /// closing (a close requested, or a Close frame sent or received) or already gone,
+    /// or events the application could not take during shutdown.
     pub dropped: u64,
     /// Connections closed because they did not read fast enough (1013).
     pub slow_consumer_closes: u64,

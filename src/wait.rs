@@ -76,16 +76,44 @@ fn new_fd() -> io::Result<(OwnedFd, Option<OwnedFd>)> {
     Ok((read, Some(write)))
 }
 
+/// What [`wait_for`] waits for on the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Interest {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+impl Interest {
+    /// Writability only: for a thread that must not read (its client's output is not
+    /// leaving) or has nothing more to read (it is closing), and that would otherwise
+    /// wake at once, again and again, while the client keeps sending.
+    pub(crate) const WRITE: Interest = Interest { read: false, write: true };
+}
+
 /// Blocks until the socket is readable (or writable, if `want_write`), the waker rings,
 /// or `deadline` passes: whichever comes first. Returns whether the waker rang; the
 /// caller then [`reset`](Waker::reset)s it. Callers simply try their reads and writes
 /// after every return (errors and hang-ups show up there) and recheck their clocks.
 pub(crate) fn wait(socket: &impl AsFd, want_write: bool, waker: &Waker, deadline: Option<Instant>) -> io::Result<bool> {
-    let mut interest = PollFlags::IN;
-    if want_write {
-        interest |= PollFlags::OUT;
+    wait_for(socket, Interest { read: true, write: want_write }, waker, deadline)
+}
+
+/// [`wait`], for the readiness in `interest` only. Errors and hang-ups end the wait
+/// whatever the interest.
+pub(crate) fn wait_for(
+    socket: &impl AsFd,
+    interest: Interest,
+    waker: &Waker,
+    deadline: Option<Instant>,
+) -> io::Result<bool> {
+    let mut flags = PollFlags::empty();
+    if interest.read {
+        flags |= PollFlags::IN;
     }
-    let mut fds = [PollFd::new(socket, interest), PollFd::new(&waker.read, PollFlags::IN)];
+    if interest.write {
+        flags |= PollFlags::OUT;
+    }
+    let mut fds = [PollFd::new(socket, flags), PollFd::new(&waker.read, PollFlags::IN)];
     let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
     match rustix::event::poll(&mut fds, timeout.as_ref()) {
         Ok(_) => {}
@@ -119,6 +147,19 @@ mod tests {
         waker.wake();
         let woken = wait(&a, false, &waker, Some(Instant::now() + Duration::from_secs(5))).unwrap();
         assert!(woken, "a wake after reset must ring again");
+    }
+
+    #[test]
+    fn input_does_not_end_a_wait_for_writability_only() {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        std::io::Write::write_all(&mut b, b"input").unwrap();
+        // Fill a's send buffer, so that it is not writable either.
+        a.set_nonblocking(true).unwrap();
+        while std::io::Write::write(&mut &a, &[0; 4096]).is_ok() {}
+        let waker = Waker::new().unwrap();
+        let start = Instant::now();
+        assert!(!wait_for(&a, Interest::WRITE, &waker, Some(start + Duration::from_millis(20))).unwrap());
+        assert!(start.elapsed() >= Duration::from_millis(20), "readable input ended the wait");
     }
 
     #[test]

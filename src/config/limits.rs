@@ -105,6 +105,11 @@ impl ConfigBuilder {
     /// How many bytes of outgoing frames are gathered before they are handed to TLS;
     /// larger batches mean fewer TLS records when many small messages are queued.
     ///
+    /// It also bounds what may wait for a client whose socket is full: this buffer plus
+    /// one message and rustls' 64 KiB of records. Past that the server reads nothing more
+    /// from the client (each Ping read would add a Pong) until it takes its output, and
+    /// no more queued messages move here; TCP pushes back on the client.
+    ///
     /// Defaults to 8 KiB.
     pub fn write_buffer_size(mut self, bytes: usize) -> Self {
         self.limits.write_buffer_size = bytes;
@@ -143,7 +148,10 @@ impl ConfigBuilder {
     }
 
     /// How long a write to a client may make no progress at all (the client's TCP
-    /// window stays closed) before the connection is dropped.
+    /// window stays closed) before the connection is dropped and counted in
+    /// [`Stats::limit_closes`](crate::Stats). A client that takes its output slowly is
+    /// kept: while its socket is full nothing more is read from it or written for it
+    /// (see [`write_buffer_size`](Self::write_buffer_size)), so it costs no more memory.
     ///
     /// Defaults to 10 seconds.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
@@ -212,8 +220,10 @@ impl ConfigBuilder {
         self
     }
 
-    /// How long the server waits for the client's Close reply (and for the last bytes
-    /// to leave) before it drops the TCP connection anyway.
+    /// How long the server waits for the client's Close reply, and then as long again
+    /// for the last bytes (its own Close frame among them) to leave, before it drops the
+    /// TCP connection anyway. Messages sent to a connection that is closing are refused
+    /// and counted in [`Stats::dropped`](crate::Stats).
     ///
     /// Defaults to 3 seconds.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {

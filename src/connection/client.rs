@@ -55,7 +55,7 @@ impl Client<'_> {
         let woken = wait(&socket, want_write, &control.waker, Some(deadline)).map_err(Error::Io)?;
         if woken {
             control.waker.reset();
-            if control.close_requested() {
+            if control.is_closing() {
                 return Err(Error::Closed);
             }
         }

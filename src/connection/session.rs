@@ -4,6 +4,14 @@
 //! outbound message that is waiting, then flush once. Control frames are answered here
 //! (tungstenite queues pongs and close replies; the next flush sends them), timers are
 //! checked here, and the close handshake ends here.
+//!
+//! Everything the server writes for the client (messages, pongs, close replies) waits in
+//! one place while the client's socket is full, and while it waits nothing more is added:
+//! queued messages stay in the bounded outbound queue, and the client's input stays
+//! unread (each Ping read would queue a Pong), so TCP pushes back on the client. What
+//! waits is then at most tungstenite's write buffer plus one message and a control frame
+//! or two, and rustls' 64 KiB of ciphertext. A client that takes nothing for
+//! `write_timeout` is dropped; one that takes its output slowly is served slowly.
 
 use std::io::{self, Write};
 use std::time::Instant;
@@ -17,7 +25,7 @@ use super::trace::Logged;
 use crate::config::Limits;
 use crate::hub::Control;
 use crate::stats::{add, bump};
-use crate::wait::wait;
+use crate::wait::{wait_for, Interest};
 use crate::{AppData, CloseReason, Error, Event, Message, Timeout};
 
 /// Most messages read per wake-up before queued output gets its turn.
@@ -26,13 +34,16 @@ const READ_BUDGET: usize = 256;
 /// The reason tungstenite puts in its Close reply when the client's close code may not be sent.
 const TUNGSTENITE_BAD_CODE_REASON: &str = "Protocol violation";
 
-/// Data messages and payload bytes each way, for one connection.
+/// Data messages and payload bytes each way, for one connection, and how often its
+/// input waited for its output.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Traffic {
     pub(crate) messages_in: u64,
     pub(crate) bytes_in: u64,
     pub(crate) messages_out: u64,
     pub(crate) bytes_out: u64,
+    /// Times reading stopped because the client's socket was full.
+    pub(crate) read_pauses: u64,
 }
 
 impl std::fmt::Display for Traffic {
@@ -41,7 +52,11 @@ impl std::fmt::Display for Traffic {
             f,
             "received {} messages ({} bytes), sent {} messages ({} bytes)",
             self.messages_in, self.bytes_in, self.messages_out, self.bytes_out
-        )
+        )?;
+        if self.read_pauses > 0 {
+            write!(f, "; reading paused {} times for output to leave", self.read_pauses)?;
+        }
+        Ok(())
     }
 }
 
@@ -64,7 +79,8 @@ pub(crate) struct Session<'a> {
     closing: Option<Closing>,
     /// The close code and reason the client sent first, if it started the close.
     client_close: Option<(u16, String)>,
-    want_write: bool,
+    /// Whether the last read was skipped because the client's socket was full.
+    reading_paused: bool,
     /// Since when output has been waiting without the socket taking a single byte,
     /// and how many bytes it had taken then.
     stalled: Option<(Instant, u64)>,
@@ -82,10 +98,11 @@ impl<'a> Session<'a> {
         let config = WebSocketConfig::default()
             .read_buffer_size(limits.read_buffer_size)
             .write_buffer_size(limits.write_buffer_size)
-            // Unbounded here because the loop bounds it: messages move from the outbound
-            // queue into this buffer only while the socket takes them, so it holds at most
-            // write_buffer_size plus one message. (A finite limit would leave a message
-            // larger than it stuck forever.)
+            // Unbounded here because the loop bounds it: while the socket takes nothing,
+            // no message moves into this buffer and no frame is read (so no pong or close
+            // reply is added), so it holds at most write_buffer_size plus one message and
+            // a control frame or two. (A finite limit would leave a message larger than it
+            // stuck forever.)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(limits.max_message_size))
             .max_frame_size(Some(limits.max_frame_size.min(limits.max_message_size)));
@@ -103,7 +120,7 @@ impl<'a> Session<'a> {
             ping_sent: None,
             closing: None,
             client_close: None,
-            want_write: false,
+            reading_paused: false,
             stalled: None,
             data,
             traffic: Traffic::default(),
@@ -125,12 +142,17 @@ impl<'a> Session<'a> {
             if let Some(end) = self.step() {
                 return end;
             }
-            // Do not sleep on work already in hand: frames left by the read budget, or
-            // messages still queued while the socket can take them.
-            let more_to_write = !self.want_write && !self.client.outbox.is_empty() && self.ws.can_write();
-            let deadline = if self.more_to_read || more_to_write { Some(Instant::now()) } else { self.next_deadline() };
+            let full = self.socket_full();
+            // Do not sleep on work already in hand: frames left by the read budget or by a
+            // pause, or messages still queued, as long as the socket takes bytes.
+            let more_to_write = !self.client.outbox.is_empty() && self.ws.can_write();
+            let ready = !full && (self.more_to_read || more_to_write);
+            let deadline = if ready { Some(Instant::now()) } else { self.next_deadline() };
+            // While the socket is full only writability matters: input stays unread, and
+            // waiting for it would return at once while the client keeps sending.
+            let interest = Interest { read: !full, write: full };
             let waker = &self.control().waker;
-            match wait(&self.ws.get_ref().inner.sock(), self.want_write, waker, deadline) {
+            match wait_for(&self.ws.get_ref().inner.sock(), interest, waker, deadline) {
                 Ok(true) => waker.reset(),
                 Ok(false) => {}
                 Err(e) => return CloseReason::Error(Error::Io(e)),
@@ -163,22 +185,51 @@ impl<'a> Session<'a> {
         self.ws.get_ref().inner.bytes_sent()
     }
 
-    /// Reads every frame that is ready (up to the budget); `Some` when the connection ended.
+    /// Reads every frame that is ready (up to the budget, and while the client's socket
+    /// takes bytes); `Some` when the connection ended.
     fn read_frames(&mut self) -> Option<CloseReason> {
-        self.more_to_read = false;
+        // Until the input runs dry, frames may be waiting where poll cannot see them.
+        self.more_to_read = true;
         for _ in 0..READ_BUDGET {
+            if self.socket_full() {
+                self.pause_reading();
+                return None;
+            }
+            self.reading_paused = false;
             match self.ws.read() {
                 Ok(message) => {
                     self.last_frame = Instant::now();
                     self.ping_sent = None;
                     self.on_message(message);
                 }
-                Err(WsError::Io(e)) if would_block(&e) => return None,
+                Err(WsError::Io(e)) if would_block(&e) => {
+                    self.more_to_read = false;
+                    return None;
+                }
                 Err(e) => return Some(self.on_read_error(e)),
             }
         }
-        self.more_to_read = true;
         None
+    }
+
+    /// Reading stops while the client's socket is full: its pongs and close replies would
+    /// pile up behind output that is not leaving. Logged the first time, counted for the
+    /// summary at close.
+    fn pause_reading(&mut self) {
+        if self.reading_paused {
+            return;
+        }
+        self.reading_paused = true;
+        self.traffic.read_pauses += 1;
+        if self.traffic.read_pauses == 1 {
+            log::debug!("{}: the client is not taking its output; not reading from it until it does", self.client.id);
+        }
+    }
+
+    /// Whether the socket refused the last bytes written to it: output is waiting for
+    /// the client to read.
+    fn socket_full(&self) -> bool {
+        self.ws.get_ref().inner.socket_full()
     }
 
     fn on_message(&mut self, message: WsMessage) {
@@ -202,6 +253,7 @@ impl<'a> Session<'a> {
     }
 
     fn on_close_frame(&mut self, frame: Option<CloseFrame>) {
+        self.refuse_messages();
         let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
         if code == 1002 && reason == TUNGSTENITE_BAD_CODE_REASON && self.closing.is_none() {
             // tungstenite replaced a close code that may not be sent (RFC 6455 §7.4) with
@@ -264,6 +316,7 @@ impl<'a> Session<'a> {
         log::debug!("{}: failing the connection with {code}: {reason}", self.client.id);
         let stats = &self.client.context.stats;
         bump(if code == 1009 { &stats.limit_closes } else { &stats.protocol_errors });
+        self.refuse_messages();
         // Control frames carry at most 125 bytes: 2 for the code, the rest for the reason.
         let reason = truncate_utf8(reason, 123).to_owned();
         let _ = self.ws.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() }));
@@ -271,23 +324,23 @@ impl<'a> Session<'a> {
     }
 
     /// Moves queued messages into tungstenite while the socket takes them. Nothing moves
-    /// while the socket is full (`want_write`): the messages wait in the bounded outbound
-    /// queue, where a slow client is noticed, not in tungstenite's buffer.
+    /// while the socket is full: the messages wait in the bounded outbound queue, where a
+    /// slow client is noticed, not in tungstenite's buffer.
     fn write_queued(&mut self) {
-        while !self.want_write && self.ws.can_write() {
+        while !self.socket_full() && self.ws.can_write() {
             let Some(message) = self.client.outbox.take() else { break };
             self.write(message);
         }
     }
 
-    /// Hands one message to tungstenite; sets `want_write` when the socket is full.
+    /// Hands one message to tungstenite.
     fn write(&mut self, message: WsMessage) {
         let len = message.len();
         let stats = &self.client.context.stats;
         match self.ws.write(message) {
             Ok(()) => {}
-            // Buffered in tungstenite; the socket is full for now.
-            Err(WsError::Io(e)) if would_block(&e) => self.socket_full(true),
+            // Buffered in tungstenite; the stream has noted that the socket is full.
+            Err(WsError::Io(e)) if would_block(&e) => {}
             Err(e) => {
                 bump(&stats.dropped);
                 log::debug!("{}: message not sent: {e}", self.client.id);
@@ -307,6 +360,7 @@ impl<'a> Session<'a> {
             return;
         }
         log::debug!("{}: closing with {code} {reason:?}", self.client.id);
+        self.refuse_messages();
         let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_utf8(&reason, 123).to_owned().into() };
         let deadline = Instant::now() + self.limits().close_timeout;
         self.closing = Some(Closing { code, reason, deadline });
@@ -314,7 +368,8 @@ impl<'a> Session<'a> {
         let _ = self.ws.close(Some(frame));
     }
 
-    /// Keepalive, idle and close deadlines; `Some` when the connection must end now.
+    /// Keepalive, idle and close deadlines; `Some` when the connection must end now. (The
+    /// write timeout is judged by `flush`, which sees whether the socket took anything.)
     fn check_timers(&mut self) -> Option<CloseReason> {
         let now = Instant::now();
         if self.closing.as_ref().is_some_and(|c| now >= c.deadline) {
@@ -324,9 +379,6 @@ impl<'a> Session<'a> {
         let limits = self.limits();
         let (pong_timeout, ping_interval, idle_timeout) =
             (limits.pong_timeout, limits.ping_interval, limits.idle_timeout);
-        if self.stalled.is_some_and(|(since, _)| now >= since + limits.write_timeout) {
-            return Some(self.limit_end(Timeout::Write));
-        }
         match (self.ping_sent, ping_interval) {
             (Some(sent), _) if now >= sent + pong_timeout => {
                 return Some(self.limit_end(Timeout::Pong));
@@ -370,55 +422,81 @@ impl<'a> Session<'a> {
 
     /// Writes everything buffered; `Some` when that ended the connection.
     fn flush(&mut self) -> Option<CloseReason> {
-        match self.ws.flush() {
+        let flushed = self.ws.flush();
+        // The registry judges slow consumers by it.
+        self.control().set_socket_full(self.socket_full());
+        match flushed {
             Ok(()) => {
-                self.socket_full(false);
                 self.stalled = None;
                 None
             }
-            Err(WsError::Io(e)) if would_block(&e) => {
-                self.socket_full(true);
-                let sent = self.ws.get_ref().inner.bytes_sent();
-                if self.stalled.is_none_or(|(_, before)| before != sent) {
-                    self.stalled = Some((Instant::now(), sent));
-                }
-                None
-            }
+            Err(WsError::Io(e)) if would_block(&e) => self.check_progress(),
             // The server wrote the last Close frame of the handshake.
             Err(WsError::ConnectionClosed) => Some(self.clean_end()),
+            // We started the close; a client that hangs up instead of reading it (its
+            // input is not read while its socket is full) ends the connection the way
+            // the server asked for, as in `on_read_error`.
+            Err(WsError::Io(_)) if self.closing.is_some() => Some(self.clean_end()),
             Err(WsError::Io(e)) => Some(CloseReason::Error(tls_error(e))),
             Err(e) => Some(CloseReason::Error(Error::Protocol(e.to_string()))),
         }
     }
 
-    /// Waits for the socket to take bytes (`full`) or not; the registry judges slow
-    /// consumers by it.
-    fn socket_full(&mut self, full: bool) {
-        if self.want_write != full {
-            self.want_write = full;
-            self.control().set_socket_full(full);
+    /// Output is waiting: ends the connection if the socket has taken nothing for the
+    /// write timeout. Judged here, right after a write, so that a client that reads
+    /// slowly counts as progressing even when the socket never had room enough to
+    /// report itself writable.
+    fn check_progress(&mut self) -> Option<CloseReason> {
+        let (now, sent) = (Instant::now(), self.ws.get_ref().inner.bytes_sent());
+        match self.stalled {
+            Some((since, before)) if before == sent => {
+                (now >= since + self.limits().write_timeout).then(|| self.limit_end(Timeout::Write))
+            }
+            _ => {
+                self.stalled = Some((now, sent));
+                None
+            }
         }
     }
 
-    /// Sends what is still buffered (a Close frame, usually), then TLS `close_notify`,
-    /// then closes TCP: within the close timeout, because the client may be gone.
+    /// No message queued from now on can be sent (tungstenite sends nothing after a
+    /// Close frame): the registry refuses and counts them instead of waking this thread.
+    fn refuse_messages(&self) {
+        self.control().set_closing();
+    }
+
+    /// Sends what is still buffered in tungstenite and in TLS (a Close frame, usually),
+    /// then TLS `close_notify`, then closes TCP: within the close timeout, because the
+    /// client may be gone. Meanwhile the thread wakes only when the socket takes bytes
+    /// or the time is up: no message can wake it, and input is not read any more.
     pub(crate) fn finish(&mut self) {
-        let deadline = Some(Instant::now() + self.limits().close_timeout);
-        let client = self.client;
-        let waker = &client.outbox.control().waker;
-        let stream = &mut self.ws.get_mut().inner;
-        loop {
-            match stream.flush() {
-                Err(e) if would_block(&e) => {}
-                _ => break,
-            }
-            match wait(&stream.sock(), true, waker, deadline) {
-                Ok(_) if deadline.is_some_and(|d| Instant::now() < d) => {}
-                _ => break,
+        self.refuse_messages();
+        let deadline = Instant::now() + self.limits().close_timeout;
+        while self.flush_remaining() && Instant::now() < deadline {
+            let waker = &self.control().waker;
+            match wait_for(&self.ws.get_ref().inner.sock(), Interest::WRITE, waker, Some(deadline)) {
+                // A wake-up from before the connection began closing.
+                Ok(true) => waker.reset(),
+                Ok(false) => {}
+                Err(_) => break,
             }
         }
+        let stream = &mut self.ws.get_mut().inner;
         stream.close_notify();
         stream.shutdown();
+    }
+
+    /// Writes what tungstenite and TLS hold; returns whether some of it must wait for
+    /// the socket.
+    fn flush_remaining(&mut self) -> bool {
+        match self.ws.flush() {
+            // tungstenite flushed TLS too.
+            Ok(()) => false,
+            Err(WsError::Io(e)) => would_block(&e),
+            // tungstenite has written its last frame (the close handshake is over) or
+            // cannot write: what TLS holds may still go.
+            Err(_) => matches!(self.ws.get_mut().inner.flush(), Err(e) if would_block(&e)),
+        }
     }
 }
 

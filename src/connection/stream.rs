@@ -30,11 +30,13 @@ pub(crate) struct TlsStream {
     pub(crate) sock: TcpStream,
     /// Encrypted bytes the socket has taken so far: tells a slow client from a stuck one.
     pub(crate) bytes_sent: u64,
+    /// Whether the socket refused ciphertext at the last attempt to write it.
+    socket_full: bool,
 }
 
 impl TlsStream {
     pub(crate) fn new(tls: ServerConnection, sock: TcpStream) -> Box<TlsStream> {
-        Box::new(TlsStream { tls, sock, bytes_sent: 0 })
+        Box::new(TlsStream { tls, sock, bytes_sent: 0, socket_full: false })
     }
 
     /// Moves the TLS handshake forward as far as the socket allows without blocking.
@@ -134,11 +136,16 @@ impl Write for TlsStream {
     /// Writes buffered ciphertext to the socket until done or `WouldBlock`.
     fn flush(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            match self.tls.write_tls(&mut self.sock)? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => self.bytes_sent += n as u64,
+            match self.tls.write_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.bytes_sent += n as u64,
+                Err(e) => {
+                    self.socket_full = would_block(&e);
+                    return Err(e);
+                }
             }
         }
+        self.socket_full = false;
         Ok(())
     }
 }
@@ -185,16 +192,26 @@ pub(crate) struct MemoryStream {
     pub(crate) idle: std::fs::File,
 }
 
-/// A plain TCP socket that counts what it sent, like [`TlsStream`] does.
+/// A plain TCP socket that counts what it sent and notes when it was full, like
+/// [`TlsStream`] does.
 #[derive(Debug)]
 pub(crate) struct PlainStream {
     pub(crate) sock: TcpStream,
     bytes_sent: u64,
+    socket_full: bool,
 }
 
 impl PlainStream {
     pub(crate) fn new(sock: TcpStream) -> PlainStream {
-        PlainStream { sock, bytes_sent: 0 }
+        PlainStream { sock, bytes_sent: 0, socket_full: false }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.sock.write(buf);
+        self.socket_full = matches!(&written, Err(e) if would_block(e));
+        let n = written?;
+        self.bytes_sent += n as u64;
+        Ok(n)
     }
 }
 
@@ -238,6 +255,17 @@ impl Transport {
         }
     }
 
+    /// Whether the socket refused bytes at the last attempt to write to it: output is
+    /// waiting for the client to read.
+    pub(crate) fn socket_full(&self) -> bool {
+        match self {
+            Transport::Tls(stream) => stream.socket_full,
+            Transport::Plain(plain) => plain.socket_full,
+            #[cfg(fuzzing)]
+            Transport::Memory(_) => false,
+        }
+    }
+
     /// Whether bytes are waiting for the socket (only TLS buffers any).
     pub(crate) fn wants_write(&self) -> bool {
         matches!(self, Transport::Tls(stream) if stream.wants_write())
@@ -269,11 +297,7 @@ impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Tls(stream) => stream.write(buf),
-            Transport::Plain(plain) => {
-                let n = plain.sock.write(buf)?;
-                plain.bytes_sent += n as u64;
-                Ok(n)
-            }
+            Transport::Plain(plain) => plain.write(buf),
             #[cfg(fuzzing)]
             Transport::Memory(memory) => memory.output.write(buf),
         }

@@ -3,9 +3,10 @@
 //! The registry pushes from the application's threads ([`OutboxSender::push`]); the
 //! connection thread takes from the [`Outbox`]. Both ends share a [`Control`]: the
 //! queue's counts (payload bytes and messages), the waker that rouses the connection
-//! thread, the close request that does not queue behind messages, and whether the
-//! client's socket is full. The counts are changed here only: added by `push`,
-//! subtracted by `take`, given back by `discard`.
+//! thread, the close request that does not queue behind messages, whether the
+//! connection is closing (then nothing more is queued), and whether the client's socket
+//! is full. The counts are changed here only: added by `push`, subtracted by `take`,
+//! given back by `discard`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,8 @@ pub(crate) enum Pushed {
     Queued,
     /// Not queued: the queue is over its bounds (a slow consumer).
     Full,
+    /// Not queued: the connection is closing and will send no more messages.
+    Closing,
     /// Not queued: the connection thread has ended.
     Gone,
 }
@@ -63,9 +66,13 @@ impl OutboxSender {
         &self.control
     }
 
-    /// Queues without waiting, unless one more message would overfill the queue.
+    /// Queues without waiting, unless the connection is closing or one more message
+    /// would overfill the queue.
     pub(crate) fn push(&self, message: WsMessage, bounds: Bounds) -> Pushed {
         let control = &self.control;
+        if control.is_closing() {
+            return Pushed::Closing;
+        }
         let len = message.len();
         let bytes_before = control.queued_bytes.fetch_add(len, Ordering::SeqCst);
         let count_before = control.queued_messages.fetch_add(1, Ordering::SeqCst);
@@ -123,9 +130,11 @@ pub(crate) struct Control {
     pub(crate) waker: Waker,
     /// The close the connection thread has yet to start.
     close: Mutex<Option<(u16, String)>>,
-    /// Set by the first close request and never cleared, so later requests (a slow
-    /// client's queue stays full) are not counted or logged again.
-    close_requested: AtomicBool,
+    /// Set by the first close request, or by the connection thread when it starts or
+    /// answers a close handshake or ends, and never cleared. From then on messages are
+    /// refused (they could never be sent, and each would wake the thread for nothing),
+    /// and later close requests are ignored: not counted or logged again.
+    closing: AtomicBool,
     /// Payload bytes and messages in the queue.
     queued_bytes: AtomicUsize,
     queued_messages: AtomicUsize,
@@ -139,16 +148,17 @@ impl Control {
         Control {
             waker,
             close: Mutex::new(None),
-            close_requested: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
             queued_messages: AtomicUsize::new(0),
             socket_full: AtomicBool::new(false),
         }
     }
 
-    /// Asks the connection to close. The first request wins; returns whether this was it.
+    /// Asks the connection to close. The first request wins, unless the connection is
+    /// already closing; returns whether this request was taken.
     pub(crate) fn request_close(&self, code: u16, reason: &str) -> bool {
-        if self.close_requested.swap(true, Ordering::SeqCst) {
+        if self.closing.swap(true, Ordering::SeqCst) {
             return false;
         }
         *self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((code, reason.to_owned()));
@@ -161,9 +171,15 @@ impl Control {
         self.close.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 
-    /// Whether a close was ever requested.
-    pub(crate) fn close_requested(&self) -> bool {
-        self.close_requested.load(Ordering::SeqCst)
+    /// The connection thread started closing on its own (or answered the client's
+    /// close, or ended): refuse messages from now on.
+    pub(crate) fn set_closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the connection is closing: a close was requested, or its thread started one.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 
     /// The connection thread found the client's socket full (`true`) or drained (`false`).

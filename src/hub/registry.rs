@@ -15,7 +15,8 @@
 //! one connection arrive in the order the calls returned, from any mix of threads.
 //!
 //! Nothing here waits for a client: a full queue is a slow consumer, closed (1013) or
-//! dropped according to the policy, and counted.
+//! dropped according to the policy, and counted. A connection that is closing takes no
+//! more messages: they are dropped and counted at once, and its thread is not woken.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -217,6 +218,7 @@ impl Registry {
         match outbox.push(message, self.bounds) {
             Pushed::Queued => return true,
             Pushed::Full => self.slow_consumer(id, outbox.control()),
+            Pushed::Closing => log::trace!("{id}: closing; message dropped"),
             // The connection thread has just ended.
             Pushed::Gone => {}
         }
@@ -275,11 +277,11 @@ mod tests {
 
     fn send_until_refused(registry: &Registry, control: &Control, most: usize) -> usize {
         let mut queued = 0;
-        while queued < most && !control.close_requested() {
+        while queued < most && !control.is_closing() {
             registry.send(ID, WsMessage::text("x")).unwrap();
             queued += 1;
         }
-        queued - usize::from(control.close_requested())
+        queued - usize::from(control.is_closing())
     }
 
     #[test]
@@ -298,7 +300,7 @@ mod tests {
         let (registry, control, outbox) = registry_with_open_connection(&Limits::default());
         assert_eq!(send_until_refused(&registry, &control, 1000), 64 * BEHIND_FACTOR);
         assert_eq!(outbox.len(), 64 * BEHIND_FACTOR);
-        assert!(control.close_requested());
+        assert!(control.is_closing());
     }
 
     #[test]
@@ -306,9 +308,9 @@ mod tests {
         let limits = Limits { outbound_queue_bytes: 1000, ..Limits::default() };
         let (registry, control, outbox) = registry_with_open_connection(&limits);
         registry.send(ID, WsMessage::binary(vec![0; 5000])).unwrap();
-        assert!(!control.close_requested(), "one large message may go to an empty queue");
+        assert!(!control.is_closing(), "one large message may go to an empty queue");
         registry.send(ID, WsMessage::binary(vec![0; 10])).unwrap();
-        assert!(control.close_requested());
+        assert!(control.is_closing());
         assert_eq!(outbox.len(), 1);
         // The thread takes the message: the queue is empty again.
         assert!(outbox.take().is_some());
@@ -323,6 +325,32 @@ mod tests {
         registry.send(ID, WsMessage::text("gone")).unwrap();
         assert_eq!(registry.stats.dropped.load(Ordering::SeqCst), 2);
         assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn messages_for_a_closing_connection_are_refused_and_counted() {
+        let (registry, control, outbox) = registry_with_open_connection(&Limits::default());
+        registry.send(ID, WsMessage::text("before")).unwrap();
+        registry.close(ID, 4000, "bye").unwrap();
+        control.waker.reset();
+        registry.send(ID, WsMessage::text("after the request")).unwrap();
+        registry.broadcast(WsMessage::text("after the request")).unwrap();
+        assert_eq!(registry.stats.dropped.load(Ordering::SeqCst), 2);
+        assert_eq!(outbox.len(), 1, "only the message sent before the close is queued");
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let now = Some(std::time::Instant::now());
+        assert!(!crate::wait::wait(&socket, false, &control.waker, now).unwrap(), "refused messages wake nobody");
+    }
+
+    #[test]
+    fn a_connection_closing_on_its_own_refuses_messages_and_close_requests() {
+        let (registry, control, outbox) = registry_with_open_connection(&Limits::default());
+        control.set_closing();
+        registry.send(ID, WsMessage::text("late")).unwrap();
+        registry.close(ID, 4000, "bye").unwrap();
+        assert_eq!(registry.stats.dropped.load(Ordering::SeqCst), 1);
+        assert!(outbox.is_empty());
+        assert_eq!(control.take_close_request(), None, "the close under way is the one that counts");
     }
 
     #[test]
