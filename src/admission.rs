@@ -262,8 +262,8 @@ mod tests {
             let (verdict, client) = admit(&mut admission, id, A);
             let oldest = id as usize - 3;
             assert_eq!(verdict, Verdict::AdmitShedding(ConnectionId(id - 2)));
-            assert!(clients[oldest].as_ref().unwrap().control.close_requested());
-            assert!(!clients[oldest + 1].as_ref().unwrap().control.close_requested(), "a newer one was shed");
+            assert!(clients[oldest].as_ref().unwrap().control.is_closing());
+            assert!(!clients[oldest + 1].as_ref().unwrap().control.is_closing(), "a newer one was shed");
             // Its thread ends, and gives its place back.
             clients[oldest] = None;
             clients.push(client);
@@ -279,7 +279,7 @@ mod tests {
         assert_eq!(verdict, Verdict::Admit);
         let (verdict, _fourth) = admit(&mut admission, 4, A);
         assert_eq!(verdict, Verdict::AdmitShedding(ConnectionId(2)));
-        assert!(!first.control.close_requested() && second.control.close_requested());
+        assert!(!first.control.is_closing() && second.control.is_closing());
     }
 
     #[test]
