@@ -73,7 +73,8 @@
 //! | [`idle_timeout`](ConfigBuilder::idle_timeout) | off | Close 1000 "idle timeout" |
 //! | [`outbound_queue`](ConfigBuilder::outbound_queue), [`outbound_queue_bytes`](ConfigBuilder::outbound_queue_bytes) | 64 messages, 1 MiB | [`SlowConsumerPolicy`]: Close 1013 (default) or drop the message; [`Stats::dropped`] |
 //! | [`write_timeout`](ConfigBuilder::write_timeout) | 10 s without progress | connection dropped |
-//! | [`events_capacity`](ConfigBuilder::events_capacity) | 1,024 events | connection threads wait for the application; TCP slows the clients; nothing is dropped |
+//! | [`events_capacity`](ConfigBuilder::events_capacity) | 1,024 events waiting for the application, at most an eighth from one connection | that connection's thread waits for the application; TCP slows that client only; nothing is dropped; [`Stats::events_throttled`] |
+//! | [`events_bytes`](ConfigBuilder::events_bytes) | 4 MiB of messages waiting for the application, at most an eighth from one connection (one larger message still goes alone) | the same |
 //!
 //! ## TLS
 //!

@@ -43,6 +43,11 @@ pub struct Stats {
     pub dropped: u64,
     /// Connections closed because they did not read fast enough (1013).
     pub slow_consumer_closes: u64,
+    /// Events that had to wait before entering [`Server::events`](crate::Server::events)
+    /// because their connection already had its share waiting there: the application was
+    /// slower than that client, whose connection thread waited (and TCP slowed it down).
+    /// Nothing is dropped.
+    pub events_throttled: u64,
     /// Connections closed for a limit: a message or frame too big (1009), no answer to
     /// a keepalive ping, the idle timeout, or a write that made no progress.
     pub limit_closes: u64,
@@ -73,6 +78,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_out: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
+    pub(crate) events_throttled: AtomicU64,
     pub(crate) limit_closes: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) rooms: AtomicU64,
@@ -108,6 +114,7 @@ impl Counters {
             bytes_out: self.bytes_out.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             slow_consumer_closes: self.slow_consumer_closes.load(Relaxed),
+            events_throttled: self.events_throttled.load(Relaxed),
             limit_closes: self.limit_closes.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             rooms: self.rooms.load(Relaxed),
