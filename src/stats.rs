@@ -43,10 +43,10 @@ pub struct Stats {
     pub dropped: u64,
     /// Connections closed because they did not read fast enough (1013).
     pub slow_consumer_closes: u64,
-    /// Events that had to wait before entering [`Server::events`](crate::Server::events)
-    /// because their connection already had its share waiting there: the application was
-    /// slower than that client, whose connection thread waited (and TCP slowed it down).
-    /// Nothing is dropped.
+    /// Times a connection thread waited to hand an event to the application, because
+    /// its share of [`Server::events`](crate::Server::events) was waiting there already,
+    /// or the channel was full: the application was slower than that client, and TCP
+    /// slowed the client down meanwhile. Nothing is dropped.
     pub events_throttled: u64,
     /// Connections closed for a limit: a message or frame too big (1009), no answer to
     /// a keepalive ping, the idle timeout, or a write that made no progress.

@@ -13,13 +13,14 @@
 //! event, recorded under the same lock as the send, so in the same order. Since only the
 //! application takes events out, the channel's length says how many of the oldest entries
 //! it has taken ([`Ledger::catch_up`]). Every send settles the account and wakes the
-//! waiting connections whose events were taken; when every sender is waiting, one of them
-//! (the watcher) looks on a timer, because nobody else would notice.
+//! waiting connections once half their share is free (so each refills in a batch, not an
+//! event per wake-up); when every sender is waiting, one of them (the watcher) looks on a
+//! timer, because nobody else would notice.
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, bounded, never, select, Receiver, Sender, TrySendError};
 
@@ -27,16 +28,18 @@ use crate::config::Limits;
 use crate::stats::{bump, Counters};
 use crate::{ConnectionId, Event};
 
-/// Each bound is split into at least this many shares: a connection alone may fill an
-/// eighth of the channel (128 events of the default 1,024): deep enough to keep a fast
-/// application busy, shallow enough that another client's message waits behind at most
-/// that much of its backlog.
+/// A connection may fill this part of either bound (128 events of the default 1,024):
+/// deep enough to keep a fast application busy, shallow enough that another client's
+/// message waits behind at most that much of one flood. When more than this many
+/// connections flood, the channel fills before their shares do, and they wait for a slot
+/// in turn (woken by the channel itself as the application takes events).
 const FAIR_SHARES: usize = 8;
 
-/// How long the watcher sleeps between looks at the channel: halved each time the
-/// application has taken events since the last look, doubled each time it has not, so
-/// it follows the application's pace and costs little while the application is away.
-const LOOK_MIN: Duration = Duration::from_micros(200);
+/// How long the watcher sleeps between looks at the channel: about the time the
+/// application takes for half of what is in the channel, at the pace it showed since the
+/// last look (so the channel does not run dry while everyone waits), and twice as long
+/// each time it took nothing (so an application that is away costs little).
+const LOOK_MIN: Duration = Duration::from_micros(100);
 const LOOK_MAX: Duration = Duration::from_millis(50);
 
 /// The events channel as the connection threads see it.
@@ -46,11 +49,10 @@ pub(crate) struct EventSink {
     /// Never receives; disconnects when shutdown begins, to unblock event sends.
     shutdown: Receiver<()>,
     stats: Arc<Counters>,
-    bounds: Bounds,
     ledger: Mutex<Ledger>,
 }
 
-/// What may wait in the channel, from all connections together.
+/// What may wait in the channel: events, and payload bytes of messages.
 #[derive(Debug, Clone, Copy)]
 struct Bounds {
     events: usize,
@@ -64,8 +66,8 @@ impl EventSink {
         stats: Arc<Counters>,
         limits: &Limits,
     ) -> EventSink {
-        let bounds = Bounds { events: limits.events_capacity, bytes: limits.events_bytes };
-        EventSink { events, shutdown, stats, bounds, ledger: Mutex::new(Ledger::new()) }
+        let total = Bounds { events: limits.events_capacity, bytes: limits.events_bytes };
+        EventSink { events, shutdown, stats, ledger: Mutex::new(Ledger::new(total)) }
     }
 
     /// Hands an event to the application, first waiting while its connection has its
@@ -75,7 +77,7 @@ impl EventSink {
         let (conn, bytes) = sender_and_bytes(&event);
         let mut ledger = self.ledger();
         ledger.catch_up(self.events.len());
-        if !ledger.admits(conn, bytes, self.bounds) {
+        if !ledger.admits(conn, bytes) {
             bump(&self.stats.events_throttled);
             let shut_down;
             (ledger, shut_down) = self.wait_for_share(ledger, conn, bytes);
@@ -88,7 +90,7 @@ impl EventSink {
     }
 
     /// Waits, without holding the ledger, until `conn` may send `bytes`: rung when the
-    /// application has taken some of its events, or looking on a timer as the watcher.
+    /// application has taken half its share, or looking on a timer as the watcher.
     /// Returns the ledger again, and whether the server is shutting down.
     fn wait_for_share<'a>(
         &'a self,
@@ -108,11 +110,11 @@ impl EventSink {
                 recv(self.shutdown) -> _ => true,
             };
             ledger = self.ledger();
-            let taken = ledger.catch_up(self.events.len());
+            ledger.catch_up(self.events.len());
             if look_in.is_some() {
-                ledger.pace(taken > 0);
+                ledger.pace(Instant::now());
             }
-            if shut_down || ledger.admits(conn, bytes, self.bounds) {
+            if shut_down || ledger.admits(conn, bytes) {
                 ledger.stop_waiting(conn);
                 return (ledger, shut_down);
             }
@@ -124,15 +126,18 @@ impl EventSink {
         let sent = match self.events.try_send(event) {
             Ok(()) => true,
             Err(TrySendError::Disconnected(_)) => false,
-            // More connections have events waiting than the channel has slots (each may
-            // always have one): wait for a slot.
-            Err(TrySendError::Full(event)) => select! {
-                send(self.events, event) -> sent => sent.is_ok(),
-                recv(self.shutdown) -> _ => {
-                    bump(&self.stats.dropped);
-                    false
+            // More than `FAIR_SHARES` connections flood: wait for a slot, woken by the
+            // channel. The others wait for the ledger meanwhile; they could not send either.
+            Err(TrySendError::Full(event)) => {
+                bump(&self.stats.events_throttled);
+                select! {
+                    send(self.events, event) -> sent => sent.is_ok(),
+                    recv(self.shutdown) -> _ => {
+                        bump(&self.stats.dropped);
+                        false
+                    }
                 }
-            },
+            }
         };
         if sent {
             ledger.record(conn, bytes);
@@ -157,6 +162,9 @@ fn sender_and_bytes(event: &Event) -> (ConnectionId, usize) {
 /// What is in the channel, event by event, and who waits to add to it.
 #[derive(Debug)]
 struct Ledger {
+    /// What may wait from all connections, and from one.
+    total: Bounds,
+    share: Bounds,
     /// The sender and payload bytes of each event in the channel, oldest first; those
     /// the application has taken are still here until the next `catch_up`.
     queued: VecDeque<(ConnectionId, usize)>,
@@ -164,8 +172,12 @@ struct Ledger {
     bytes: usize,
     /// The connections with events in `queued` or waiting to send one.
     shares: HashMap<ConnectionId, Share>,
+    /// How many events the application has taken, all told (its pace, for the watcher).
+    taken: u64,
     /// The waiting connection that looks at the channel on a timer.
     watcher: Option<ConnectionId>,
+    /// When the watcher last looked, and `taken` then.
+    last_look: Option<(Instant, u64)>,
     /// How long the watcher sleeps between looks.
     look_every: Duration,
 }
@@ -175,19 +187,33 @@ struct Ledger {
 struct Share {
     events: usize,
     bytes: usize,
-    /// Rung when some of its events have been taken, while the connection waits.
+    /// Rung when half its share is free again (or it becomes the watcher), while the
+    /// connection waits.
     ring: Option<Sender<()>>,
 }
 
 impl Ledger {
-    fn new() -> Ledger {
-        Ledger { queued: VecDeque::new(), bytes: 0, shares: HashMap::new(), watcher: None, look_every: LOOK_MIN }
+    fn new(total: Bounds) -> Ledger {
+        let share = Bounds { events: (total.events / FAIR_SHARES).max(1), bytes: total.bytes / FAIR_SHARES };
+        Ledger {
+            total,
+            share,
+            queued: VecDeque::new(),
+            bytes: 0,
+            shares: HashMap::new(),
+            taken: 0,
+            watcher: None,
+            last_look: None,
+            look_every: LOOK_MIN,
+        }
     }
 
     /// Forgets the events the application has taken, given how many are still in the
-    /// channel, and rings their connections if they wait; returns how many it forgot.
-    fn catch_up(&mut self, in_channel: usize) -> usize {
+    /// channel, and rings their connections that wait once half their share is free.
+    fn catch_up(&mut self, in_channel: usize) {
         let taken = self.queued.len().saturating_sub(in_channel);
+        self.taken += taken as u64;
+        let resume_at = self.share.events / 2;
         for (conn, bytes) in self.queued.drain(..taken) {
             self.bytes = self.bytes.saturating_sub(bytes);
             if let Entry::Occupied(mut entry) = self.shares.entry(conn) {
@@ -196,25 +222,23 @@ impl Ledger {
                 share.bytes = share.bytes.saturating_sub(bytes);
                 match &share.ring {
                     // Full means already rung: one wake-up is enough.
-                    Some(ring) => drop(ring.try_send(())),
+                    Some(ring) if share.events <= resume_at => drop(ring.try_send(())),
                     None if share.events == 0 => drop(entry.remove()),
-                    None => {}
+                    _ => {}
                 }
             }
         }
-        taken
     }
 
     /// Whether `conn` may send an event of `bytes` now: always when it has nothing
     /// waiting (so a message larger than any share still goes), else within its share.
-    fn admits(&self, conn: ConnectionId, bytes: usize, bounds: Bounds) -> bool {
+    fn admits(&self, conn: ConnectionId, bytes: usize) -> bool {
         let Some(share) = self.shares.get(&conn).filter(|share| share.events > 0) else {
             return true;
         };
-        let shares = self.shares.len().max(FAIR_SHARES);
-        share.events < (bounds.events / shares).max(1)
-            && share.bytes + bytes <= bounds.bytes / shares
-            && self.bytes + bytes <= bounds.bytes
+        share.events < self.share.events
+            && share.bytes + bytes <= self.share.bytes
+            && self.bytes + bytes <= self.total.bytes
     }
 
     fn record(&mut self, conn: ConnectionId, bytes: usize) {
@@ -235,9 +259,20 @@ impl Ledger {
         (*self.watcher.get_or_insert(conn) == conn).then_some(self.look_every)
     }
 
-    /// Follows the application's pace: look sooner while it takes events, later while not.
-    fn pace(&mut self, progress: bool) {
-        self.look_every = if progress { self.look_every / 2 } else { self.look_every * 2 }.clamp(LOOK_MIN, LOOK_MAX);
+    /// After the watcher's look: when to look next, from the application's pace since
+    /// the last look (see [`LOOK_MIN`]).
+    fn pace(&mut self, now: Instant) {
+        if let Some((then, taken_then)) = self.last_look {
+            let taken = self.taken - taken_then;
+            self.look_every = if taken == 0 {
+                self.look_every * 2
+            } else {
+                let half_the_channel = now.duration_since(then).as_nanos() * self.queued.len() as u128 / 2;
+                Duration::from_nanos(u64::try_from(half_the_channel / u128::from(taken)).unwrap_or(u64::MAX))
+            }
+            .clamp(LOOK_MIN, LOOK_MAX);
+        }
+        self.last_look = Some((now, self.taken));
     }
 
     /// `conn` sends now (or gives up); a watcher hands its watch to another waiting
@@ -255,6 +290,10 @@ impl Ledger {
                 let _ = ring.try_send(());
             }
             self.watcher = next.map(|(id, _)| id);
+            if self.watcher.is_none() {
+                // The next watcher measures the pace afresh.
+                (self.last_look, self.look_every) = (None, LOOK_MIN);
+            }
         }
     }
 }
@@ -329,6 +368,22 @@ mod tests {
         }
         assert!(first.join().unwrap() && second.join().unwrap());
         assert_eq!(received.len(), 2);
+    }
+
+    #[test]
+    fn many_flooding_connections_take_turns_for_slots() {
+        let (sink, received, _shutdown) = sink(usize::MAX);
+        for conn in 0..FAIR_SHARES as u64 {
+            for _ in 0..CAPACITY / FAIR_SHARES {
+                assert!(sink.emit(message(conn, 1)));
+            }
+        }
+        assert!(received.is_full());
+        // One more connection: within its share, but the channel has no room.
+        let emitting = waits(&sink, message(99, 1));
+        received.recv().unwrap();
+        assert!(emitting.join().unwrap());
+        assert!(received.is_full());
     }
 
     #[test]
