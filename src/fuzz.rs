@@ -45,12 +45,19 @@ pub fn frame_loop(data: &[u8]) {
 
     let Ok(idle) = std::fs::File::open("/dev/null") else { return };
     let Ok(waker) = crate::wait::Waker::new() else { return };
-    let limits = Limits { max_message_size: 4096, max_frame_size: 1024, ..Limits::default() };
+    // No shares to wait for: the harness takes the events only between steps.
+    let limits = Limits {
+        max_message_size: 4096,
+        max_frame_size: 1024,
+        events_capacity: usize::MAX,
+        events_bytes: usize::MAX,
+        ..Limits::default()
+    };
     let (events, events_rx) = crossbeam_channel::unbounded();
     let (_shutdown_signal, shutdown) = crossbeam_channel::bounded(0);
     let stats = Arc::default();
     let registry = Arc::new(Registry::new(Arc::clone(&stats), &limits));
-    let events = EventSink::new(events, shutdown, Arc::clone(&stats));
+    let events = EventSink::new(events, shutdown, Arc::clone(&stats), &limits);
     let context = Context::new(limits, Policy::default(), None, events, Arc::clone(&registry), stats);
     let (sender, outbox) = outbox(waker);
     let id = crate::ConnectionId(1);

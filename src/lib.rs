@@ -81,7 +81,9 @@
 //! | output waiting for one client whose socket is full (messages, pongs, close replies) | [`write_buffer_size`](ConfigBuilder::write_buffer_size) (8 KiB) + one message + 64 KiB of TLS records | nothing more is read from that client until it takes its output (TCP pushes back on it, so a Ping flood cannot grow memory); queued messages stay in the outbound queue |
 //! | [`write_timeout`](ConfigBuilder::write_timeout) | 10 s without progress | connection dropped; [`Stats::limit_closes`]. A client that reads slowly is served slowly, in the bounded memory above |
 //! | [`close_timeout`](ConfigBuilder::close_timeout) | 3 s for the Close reply, then 3 s for the last bytes to leave | TCP closed anyway. Messages sent to a closing connection are refused at once; [`Stats::dropped`] |
-//! | [`events_capacity`](ConfigBuilder::events_capacity) | 1,024 events | connection threads wait for the application; TCP slows the clients; nothing is dropped |
+//! | [`events_capacity`](ConfigBuilder::events_capacity) | 1,024 events waiting for the application, at most an eighth from one connection | that connection's thread waits for the application; TCP slows that client only; nothing is dropped; [`Stats::events_throttled`] |
+//! | [`events_bytes`](ConfigBuilder::events_bytes) | 4 MiB of messages waiting for the application, at most an eighth from one connection (one larger message still goes alone) | the same |
+//! | certificate, key and CA files | regular files of at most 1 MiB | refused with [`Error::TlsFile`] ([`CertProblem::NotARegularFile`]) naming the file; a renewal that fails stays refused until the files change |
 //!
 //! ## TLS
 //!

@@ -58,7 +58,7 @@ impl Server {
         let (shutdown_signal, shutdown) = bounded(0);
         let (alive, alive_rx) = bounded(0);
         let shutdown_timeout = limits.shutdown_timeout;
-        let events_sink = EventSink::new(events_tx, shutdown, Arc::clone(&stats));
+        let events_sink = EventSink::new(events_tx, shutdown, Arc::clone(&stats), &limits);
         let context = Arc::new(Context::new(
             limits,
             policy,

@@ -53,6 +53,11 @@ pub struct Stats {
     pub dropped: u64,
     /// Connections closed because they did not read fast enough (1013).
     pub slow_consumer_closes: u64,
+    /// Times a connection thread waited to hand an event to the application, because
+    /// its share of [`Server::events`](crate::Server::events) was waiting there already,
+    /// or the channel was full: the application was slower than that client, and TCP
+    /// slowed the client down meanwhile. Nothing is dropped.
+    pub events_throttled: u64,
     /// Connections closed for a limit: a message or frame too big (1009), no answer to
     /// a keepalive ping, the idle timeout, or a write that made no progress.
     pub limit_closes: u64,
@@ -90,6 +95,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_out: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
+    pub(crate) events_throttled: AtomicU64,
     pub(crate) limit_closes: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) panics: AtomicU64,
@@ -128,6 +134,7 @@ impl Counters {
             bytes_out: self.bytes_out.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             slow_consumer_closes: self.slow_consumer_closes.load(Relaxed),
+            events_throttled: self.events_throttled.load(Relaxed),
             limit_closes: self.limit_closes.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             panics: self.panics.load(Relaxed),

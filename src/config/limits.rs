@@ -161,7 +161,8 @@ impl ConfigBuilder {
 
     /// How many events may wait for the application in [`Server::events`](crate::Server::events).
     /// When the application falls behind, connection threads wait (and TCP slows the
-    /// clients down); nothing is dropped. The channel allocates its slots up front
+    /// clients down); nothing is dropped. Each connection may fill at most an eighth (see
+    /// [`events_bytes`](Self::events_bytes)). The channel allocates its slots up front
     /// (about 150 bytes each); too small a channel makes busy connection threads wait
     /// one event at a time (measured: 256 instead of 1,024 cut pipelined echo throughput
     /// by more than half).
@@ -169,6 +170,27 @@ impl ConfigBuilder {
     /// Defaults to `1024`.
     pub fn events_capacity(mut self, events: usize) -> Self {
         self.limits.events_capacity = events.max(1);
+        self
+    }
+
+    /// How many payload bytes of messages may wait for the application in
+    /// [`Server::events`](crate::Server::events), from all connections together: with
+    /// [`events_capacity`](Self::events_capacity), how far behind a slow application
+    /// can fall. Past it, connection threads wait and TCP slows their clients down;
+    /// nothing is dropped, and each wait is counted in
+    /// [`Stats::events_throttled`](crate::Stats).
+    ///
+    /// Both bounds are shared: one connection may have at most an eighth of either
+    /// waiting. A client that floods then waits for its own backlog while the others'
+    /// messages still go straight in, behind at most an eighth of the channel per flooding
+    /// client instead of the whole of it; when more than eight clients flood, they take
+    /// turns for the room the application frees. A message larger than its share still
+    /// goes when nothing else of its connection waits, so at most one message per
+    /// connection ([`max_message_size`](Self::max_message_size)) comes on top of this bound.
+    ///
+    /// Defaults to 4 MiB (each connection 512 KiB).
+    pub fn events_bytes(mut self, bytes: usize) -> Self {
+        self.limits.events_bytes = bytes;
         self
     }
 

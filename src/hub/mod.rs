@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Nothing here waits for a client: a full outbox is a slow consumer; only the events
-//! channel waits, for the application, which is the backpressure that slows clients.
+//! channel waits, for the application, which is the backpressure that slows clients: each
+//! client by itself, once its share of the channel is waiting.
 
 mod events;
 mod outbox;
