@@ -1,29 +1,50 @@
 //! An echo server: every message a client sends comes back to it.
 //!
+//! Two ways to write it, the two modes of the library, so they can be compared from the
+//! command line (BENCHMARKS.md has the figures):
+//!
+//! - `--mode events` (the default): every message goes to this program's main thread
+//!   through `Server::events`, which sends it back through the `Handle`. One owner of
+//!   all state: the shape of a game loop or a chat room.
+//! - `--mode handler`: each client's messages are answered on that client's own thread
+//!   (`Server::serve`): no thread between the socket and the code that answers, so a
+//!   burst of requests costs one flush. The shape of a request/response service.
+//!
 //! With no `--cert`/`--key`, it uses the development certificates in `certs/` (and makes
 //! them on first run): a browser or client must trust `certs/ca.pem` to connect.
 //!
-//! Usage: cargo run --example echo -- [--bind ADDR] [--cert PEM --key PEM]
-//!        [--max-message BYTES] [--max-frame BYTES]
+//! Usage: cargo run --example echo -- [--mode events|handler] [--bind ADDR]
+//!        [--cert PEM --key PEM] [--max-message BYTES] [--max-frame BYTES]
 //!
-//! Defaults: `--bind 127.0.0.1:8443`, the development certificates, and the library's
-//! message limits (1 MiB). Logs go to stderr; set `RUST_LOG=debug` to watch handshakes,
-//! `RUST_LOG=tinywss=trace` to watch every frame too (docs/PROTOCOL.md walks through it).
+//! Defaults: `--mode events`, `--bind 127.0.0.1:8443`, the development certificates, and
+//! the library's message limits (1 MiB). Logs go to stderr; set `RUST_LOG=debug` to watch
+//! handshakes, `RUST_LOG=tinywss=trace` to watch every frame too (docs/PROTOCOL.md walks
+//! through it).
 
 #[path = "common/cli.rs"]
 mod cli;
 #[path = "common/dev_certs.rs"]
 mod dev_certs;
 
-use tinywss::Event;
+use tinywss::{Connection, Event, HandlerError, Server};
 
-const USAGE: &str = "usage: echo [--bind ADDR] [--cert PEM --key PEM] [--max-message BYTES] [--max-frame BYTES]";
+const USAGE: &str = "usage: echo [--mode events|handler] [--bind ADDR] [--cert PEM --key PEM] \
+                     [--max-message BYTES] [--max-frame BYTES]";
 
 fn main() {
     cli::init_logging();
-    let args = cli::Cli::parse(USAGE, &[]);
+    let args = cli::Cli::parse(USAGE, &["mode"]);
+    match args.get("mode", String::from("events"), USAGE).as_str() {
+        "events" => events_mode(&args),
+        "handler" => handler_mode(&args),
+        other => cli::usage_error(&format!("unknown --mode {other:?}"), USAGE),
+    }
+}
+
+/// One thread sees every event and answers through the handle.
+fn events_mode(args: &cli::Cli) {
     let server = args.serve(|builder| builder);
-    log::info!("echo server ready at wss://localhost:{}/", server.local_addr().port());
+    log::info!("echo server (events mode) ready at wss://localhost:{}/", server.local_addr().port());
     let handle = server.handle();
     for event in server.events() {
         match event {
@@ -36,4 +57,24 @@ fn main() {
             _ => {}
         }
     }
+}
+
+/// Each client's thread answers its own messages.
+fn handler_mode(args: &cli::Cli) {
+    let server = args.start(|builder| builder, |config| Server::serve(config, echo));
+    log::info!("echo server (handler mode) ready at wss://localhost:{}/", server.local_addr().port());
+    // The clients are served on their own threads; this one waits for the shutdown
+    // (Ctrl-C or SIGTERM), after which the events channel disconnects.
+    for _ in server.events() {}
+}
+
+fn echo(conn: &mut Connection<'_>) -> Result<(), HandlerError> {
+    log::info!("{} open from {}", conn.id(), conn.info().peer);
+    while let Some(message) = conn.recv() {
+        conn.send(message)?;
+    }
+    if let Some(reason) = conn.close_reason() {
+        log::info!("{} {reason}", conn.id());
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # RFC 6455 conformance: runs the Autobahn|Testsuite fuzzingclient against examples/echo
-# over wss:// and prints "N passed, N failed". Exits non-zero on any failed case.
+# over wss://, once in each mode of the library (events, then handler; MODES to choose),
+# and prints "N passed, N failed" for all runs together. Exits non-zero on any failed case.
 #
 # Sections 12 and 13 (permessage-deflate) are excluded: tinywss does not negotiate
 # compression. Sections 9.* send messages up to 16 MiB, far beyond the small-device
@@ -11,6 +12,7 @@
 # installed once into $AUTOBAHN_VENV (default: ~/.cache/tinywss/autobahn-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 VENV=${AUTOBAHN_VENV:-$HOME/.cache/tinywss/autobahn-venv}
 PY27=${PY27:-$HOME/.pyenv/versions/2.7.18/bin/python}
@@ -31,44 +33,36 @@ install_suite() {
 }
 
 install_suite
-cargo build --quiet --example echo
-rm -rf "$OUT" && mkdir -p "$OUT"
-cargo run --quiet --example dev_certs -- "$OUT/certs" > /dev/null
-
 LIMIT=$((16 * 1024 * 1024))
-target/debug/examples/echo --bind 127.0.0.1:0 --cert "$OUT/certs/server.pem" --key "$OUT/certs/server.key" \
-    --max-message "$LIMIT" --max-frame "$LIMIT" > "$OUT/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
+PASSED=0
+FAILED=0
 
-# The server logs its address once it listens; wait for that line (bounded).
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$OUT/server.log" | head -n 1)
-    [ -n "$PORT" ] && break
-    kill -0 $SERVER 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "autobahn: server did not start" >&2; cat "$OUT/server.log" >&2; exit 1; }
-
-cat > "$OUT/spec.json" <<SPEC
+# Runs the whole suite against the echo example in one mode; adds to PASSED/FAILED.
+run_suite() {
+    local mode=$1 out="$OUT/$1"
+    rm -rf "$out"
+    start_example echo "$out" --mode "$mode" --max-message "$LIMIT" --max-frame "$LIMIT"
+    cat > "$out/spec.json" <<SPEC
 {
-  "outdir": "$OUT/reports",
+  "outdir": "$out/reports",
   "servers": [{"agent": "tinywss", "url": "wss://127.0.0.1:$PORT", "hostname": "localhost"}],
   "cases": ["*"],
   "exclude-cases": ["12.*", "13.*"],
   "exclude-agent-cases": {}
 }
 SPEC
-(cd "$OUT" && SSL_CERT_FILE="$PWD/certs/ca.pem" "$VENV/bin/wstest" -m fuzzingclient -s spec.json > wstest.log 2>&1) || {
-    echo "autobahn: wstest failed" >&2
-    tail -n 30 "$OUT/wstest.log" >&2
-    exit 1
-}
-
-python3 - "$OUT/reports/index.json" <<'PY'
+    (cd "$out" && SSL_CERT_FILE="$CA" "$VENV/bin/wstest" -m fuzzingclient -s spec.json > wstest.log 2>&1) || {
+        echo "autobahn ($mode mode): wstest failed" >&2
+        tail -n 30 "$out/wstest.log" >&2
+        exit 1
+    }
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    local counts
+    counts=$(python3 - "$out/reports/index.json" "$mode" <<'PY'
 import json, sys, collections
 results = json.load(open(sys.argv[1]))["tinywss"]
+mode = sys.argv[2]
 counts = collections.Counter()
 failed = []
 for case, r in sorted(results.items()):
@@ -78,8 +72,18 @@ for case, r in sorted(results.items()):
     if not ok:
         failed.append((case, r["behavior"], r["behaviorClose"]))
 for case, b, bc in failed:
-    print(f"autobahn: case {case} failed: behavior {b}, close {bc}")
-print("autobahn: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+    print(f"autobahn ({mode} mode): case {case} failed: behavior {b}, close {bc}", file=sys.stderr)
+print(f"autobahn ({mode} mode): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)
+print(len(results) - len(failed), len(failed))
 PY
+)
+    PASSED=$((PASSED + ${counts% *}))
+    FAILED=$((FAILED + ${counts#* }))
+}
+
+rm -rf "$OUT" && mkdir -p "$OUT"
+for mode in ${MODES:-events handler}; do
+    run_suite "$mode"
+done
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -216,11 +216,11 @@ impl Handle {
 }
 
 /// Close codes an endpoint may put in a Close frame (RFC 6455 §7.4.1–7.4.2).
-fn sendable_close_code(code: u16) -> bool {
+pub(crate) fn sendable_close_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
-fn to_ws(message: Message) -> WsMessage {
+pub(crate) fn to_ws(message: Message) -> WsMessage {
     match message {
         Message::Text(text) => WsMessage::Text(text.into()),
         Message::Binary(data) => WsMessage::Binary(data.into()),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::admission::{address_key, Admission, Refusal, Verdict};
-use crate::connection::{self, Connection, Context};
+use crate::connection::{self, Accepted, Connection, Context, Handler, HandlerError};
 use crate::handle::{Handle, Shared, Threads};
 use crate::hub::{outbox, EventSink, Registry};
 use crate::log_limit::{more, Throttle};
@@ -46,6 +46,51 @@ impl Server {
     /// [`Error::Bind`] when the address cannot be bound; [`Error::Io`] when a thread or
     /// a waker cannot be created.
     pub fn bind(config: Config) -> Result<Server, Error> {
+        Server::start(config, None)
+    }
+
+    /// Binds the listening socket and serves each client with `handler`, on the client's
+    /// own thread (handler mode).
+    ///
+    /// The handler gets a [`Connection`]: straight-line, blocking code with the
+    /// connection's state on its own stack, and no thread between the socket and the code
+    /// that answers it (the fastest way to serve a request/response protocol). Messages
+    /// from other threads still reach the client through the [`Handle`]: `send`,
+    /// `broadcast`, rooms. When the handler returns, a connection still open is closed
+    /// with 1000; an error or a panic closes it with 1011 (logged, counted in
+    /// [`Stats::handler_errors`](crate::Stats::handler_errors) or
+    /// [`Stats::panics`](crate::Stats::panics)); the server carries on.
+    ///
+    /// Use [`bind`](Server::bind) (events mode) when the application owns its state in
+    /// one place (a game loop, a chat room); use this when each client's work stands on
+    /// its own (an echo, a request/response API, a per-client stream). In handler mode
+    /// [`events`](Server::events) carries nothing: the handler sees each connection's
+    /// whole life.
+    ///
+    /// ```no_run
+    /// let config = tinywss::Config::builder()
+    ///     .tls_pem_files("certs/server.pem", "certs/server.key")
+    ///     .build()?;
+    /// let server = tinywss::Server::serve(config, |conn| {
+    ///     while let Some(message) = conn.recv() {
+    ///         conn.send(message)?;
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), tinywss::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Server::bind).
+    pub fn serve<F>(config: Config, handler: F) -> Result<Server, Error>
+    where
+        F: Fn(&mut Connection<'_>) -> Result<(), HandlerError> + Send + Sync + 'static,
+    {
+        Server::start(config, Some(Handler(Arc::new(handler))))
+    }
+
+    fn start(config: Config, handler: Option<Handler>) -> Result<Server, Error> {
         let Config { bind, tls, limits, policy } = config;
         let scheme = if tls.is_plain() { "ws" } else { "wss" };
         let listener = TcpListener::bind(&bind).map_err(|source| Error::Bind { addr: bind.clone(), source })?;
@@ -59,14 +104,10 @@ impl Server {
         let (alive, alive_rx) = bounded(0);
         let shutdown_timeout = limits.shutdown_timeout;
         let events_sink = EventSink::new(events_tx, shutdown, Arc::clone(&stats), &limits);
-        let context = Arc::new(Context::new(
-            limits,
-            policy,
-            tls.server_config,
-            events_sink,
-            Arc::clone(&registry),
-            Arc::clone(&stats),
-        ));
+        let context = Arc::new(
+            Context::new(limits, policy, tls.server_config, events_sink, Arc::clone(&registry), Arc::clone(&stats))
+                .in_handler_mode(handler.is_some()),
+        );
 
         let acceptor = Acceptor {
             admission: Admission::new(&context.limits),
@@ -79,6 +120,7 @@ impl Server {
             ended: Arc::new(AtomicUsize::new(0)),
             next_id: 1,
             reloader: tls.reloader.clone(),
+            handler,
         };
         let (acceptor_waker, stop) = (Arc::clone(&acceptor.waker), Arc::clone(&acceptor.stop));
         let acceptor = spawn("tinywss-accept", move || acceptor.run())?;
@@ -153,6 +195,8 @@ struct Acceptor {
     next_id: u64,
     /// Checks the certificate files for renewal between accepts.
     reloader: Option<Arc<Reloader>>,
+    /// The application's code for each client, in handler mode.
+    handler: Option<Handler>,
 }
 
 impl Acceptor {
@@ -264,7 +308,15 @@ impl Acceptor {
         let (sender, outbox) = outbox(Waker::new()?);
         // Counted in before the thread starts: if it cannot, its slot counts it out.
         let slot = self.admission.admitted(id, address, sender.control());
-        let conn = Connection { id, peer, socket, outbox, context: Arc::clone(&self.context), slot };
+        let conn = Accepted {
+            id,
+            peer,
+            socket,
+            outbox,
+            context: Arc::clone(&self.context),
+            slot,
+            handler: self.handler.clone(),
+        };
         let open = OpenGuard::new(Arc::clone(&self.context.stats));
         let alive = self.alive.clone();
         let (ended, acceptor) = (Arc::clone(&self.ended), Arc::clone(&self.waker));

@@ -68,6 +68,9 @@ pub struct Stats {
     /// bug; the connection was dropped, with [`Error::Panicked`](crate::Error::Panicked)
     /// in its close reason).
     pub panics: u64,
+    /// Handlers ([`Server::serve`](crate::Server::serve)) that returned an error; each
+    /// closed its connection with 1011. (A handler that panics counts in `panics`.)
+    pub handler_errors: u64,
     /// Rooms with at least one member, now.
     pub rooms: u64,
     /// Room memberships, now (a connection in three rooms counts three times).
@@ -99,6 +102,7 @@ pub(crate) struct Counters {
     pub(crate) limit_closes: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) panics: AtomicU64,
+    pub(crate) handler_errors: AtomicU64,
     pub(crate) rooms: AtomicU64,
     pub(crate) room_members: AtomicU64,
 }
@@ -138,6 +142,7 @@ impl Counters {
             limit_closes: self.limit_closes.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             panics: self.panics.load(Relaxed),
+            handler_errors: self.handler_errors.load(Relaxed),
             rooms: self.rooms.load(Relaxed),
             room_members: self.room_members.load(Relaxed),
         }

@@ -81,10 +81,21 @@ impl Cli {
     /// Starts the server: the shared options, then the example's own (`configure`).
     /// Exits with the error if it cannot start; shuts down cleanly on Ctrl-C/SIGTERM.
     pub fn serve(&self, configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Server {
+        self.start(configure, Server::bind)
+    }
+
+    /// Like [`serve`](Cli::serve), in handler mode: `start` is `Server::serve` with the
+    /// example's handler.
+    #[allow(dead_code)] // Only the examples with a handler mode use it.
+    pub fn start(
+        &self,
+        configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+        start: impl FnOnce(tinywss::Config) -> Result<Server, tinywss::Error>,
+    ) -> Server {
         let server = self
             .builder()
             .and_then(|builder| configure(builder).build().map_err(|e| e.to_string()))
-            .and_then(|config| Server::bind(config).map_err(|e| e.to_string()))
+            .and_then(|config| start(config).map_err(|e| e.to_string()))
             .unwrap_or_else(|e| fail(&e));
         shutdown_on_signal(server.handle());
         server

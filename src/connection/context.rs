@@ -28,6 +28,9 @@ pub(crate) struct Context {
     pub(crate) stats: Arc<Counters>,
     /// Keeps failed-handshake reports at `info` from flooding the log.
     pub(crate) failure_log: FailureLog,
+    /// Whether each client is served by the application's handler on its own thread
+    /// (the handler itself travels with each accepted connection).
+    pub(crate) handler_mode: bool,
 }
 
 impl Context {
@@ -48,7 +51,14 @@ impl Context {
             registry,
             stats,
             failure_log: FailureLog::default(),
+            handler_mode: false,
         }
+    }
+
+    /// Serves each client with the application's handler on its own thread.
+    pub(crate) fn in_handler_mode(mut self, handler_mode: bool) -> Context {
+        self.handler_mode = handler_mode;
+        self
     }
 }
 

@@ -18,6 +18,8 @@ pub(crate) struct Upgraded {
     pub(crate) info: ConnectionInfo,
     /// Bytes the client sent right behind its request (its first frames, perhaps).
     pub(crate) leftover: Vec<u8>,
+    /// The request itself, kept in handler mode only (the handler may look at it).
+    pub(crate) request: Option<Box<Request>>,
 }
 
 /// How much of a file goes through TLS at a time.
@@ -93,7 +95,9 @@ impl Client<'_> {
             client_certificate: request.client_certificate().cloned().map(Box::new),
             data,
         };
-        Ok(Upgraded { info, leftover })
+        // Only a handler can look at the request later; events mode keeps no copy of it.
+        let request = self.context.handler_mode.then(|| Box::new(request.clone()));
+        Ok(Upgraded { info, leftover, request })
     }
 
     /// Runs the application's authentication hook: its verdict, a 500 if it panicked,

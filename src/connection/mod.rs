@@ -5,9 +5,11 @@
 //!   ├─ on a short-lived handshake thread, under one deadline:
 //!   │   tls_accept.rs   first byte, rustls handshake        (TLS)
 //!   │   http_phase.rs   request head, route, policy, 101     (HTTP/1.1 Upgrade)
-//!   ├─ Event::Open
+//!   ├─ Event::Open      (events mode)
 //!   ├─ session.rs       the frame loop until the close       (WebSocket frames)
-//!   ├─ Event::Close     (also after a panic, once Open went out)
+//!   │   or handler.rs   the application's handler, running that same loop from
+//!   │                   `Connection::recv` (handler mode)
+//!   ├─ Event::Close     (events mode; also after a panic, once Open went out)
 //!   └─ unregister, count what was never sent                 (on every way out)
 //! ```
 //!
@@ -18,6 +20,7 @@
 
 mod client;
 mod context;
+mod handler;
 mod http_phase;
 mod session;
 mod stream;
@@ -31,15 +34,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 pub(crate) use context::{Context, Departure, Slot};
+pub(crate) use handler::Handler;
+pub use handler::{Connection, HandlerError};
 
 use client::Client;
 use http_phase::Upgraded;
-use session::{Session, Traffic};
+use session::{Delivery, Session, Traffic};
 use stream::Transport;
 
+use crate::http::log_safe;
 use crate::hub::Outbox;
 use crate::stats::{add, bump};
-use crate::{AppData, CloseReason, ConnectionId, ConnectionInfo, Error, Event};
+use crate::{AppData, CloseReason, ConnectionId, ConnectionInfo, Error, Event, Request};
 
 #[cfg(fuzzing)]
 pub(crate) mod fuzzing {
@@ -51,13 +57,15 @@ pub(crate) mod fuzzing {
 
 /// One accepted client, handed from the acceptor to its thread.
 #[derive(Debug)]
-pub(crate) struct Connection {
+pub(crate) struct Accepted {
     pub(crate) id: ConnectionId,
     pub(crate) peer: SocketAddr,
     pub(crate) socket: TcpStream,
     pub(crate) outbox: Outbox,
     pub(crate) context: std::sync::Arc<Context>,
     pub(crate) slot: Slot,
+    /// The application's code for this client, in handler mode.
+    pub(crate) handler: Option<Handler>,
 }
 
 /// The stack size of a connection thread: 64 KiB more than its handshake thread's.
@@ -82,14 +90,14 @@ pub(crate) fn stack_size(limits: &crate::config::Limits) -> usize {
 /// answered with 500). Raised on, it would leave the registry entry, its waker (a file
 /// descriptor) and the `websockets` count behind for good; caught, it is reported and
 /// the thread ends like any other.
-pub(crate) fn run(conn: Connection) {
-    let Connection { id, peer, socket, outbox, context, mut slot } = conn;
+pub(crate) fn run(conn: Accepted) {
+    let Accepted { id, peer, socket, outbox, context, mut slot, handler } = conn;
     let deadline = Instant::now() + context.limits.handshake_timeout;
     let client = Client { id, peer, outbox, context: &context, deadline };
     let mut opened = None;
     // Unwind-safe in effect: after a panic only the cleanup runs, and what it touches
     // (registry, counters, outbox) is consistent between any two steps of the phases.
-    let phases = catch_unwind(AssertUnwindSafe(|| client.phases(socket, &mut slot, &mut opened)));
+    let phases = catch_unwind(AssertUnwindSafe(|| client.phases(socket, &mut slot, handler.as_ref(), &mut opened)));
     let panic = phases.err().map(|panic| client.panicked("the connection thread", "connection dropped", &*panic));
     if let Some(opened) = opened {
         client.close(opened, panic);
@@ -101,6 +109,8 @@ pub(crate) fn run(conn: Connection) {
 struct Opened {
     started: Instant,
     data: Option<AppData>,
+    /// Whether the application hears of it through the events channel (events mode).
+    events: bool,
     /// Why it ended and what it carried; `None` until the frame loop returns, so still
     /// `None` after a panic.
     ended: Option<(CloseReason, Traffic)>,
@@ -109,16 +119,56 @@ struct Opened {
 impl Client<'_> {
     /// The phases in order. `opened` is set as soon as the Open event is out, so that
     /// the Close event follows whatever happens next.
-    fn phases(&self, socket: TcpStream, slot: &mut Slot, opened: &mut Option<Opened>) {
+    fn phases(&self, socket: TcpStream, slot: &mut Slot, handler: Option<&Handler>, opened: &mut Option<Opened>) {
         let handshake = self.handshake_on_own_thread(socket);
         slot.handshake_over();
-        let Some((stream, Upgraded { info, leftover })) = handshake else { return };
-        let data = info.data.clone();
-        let opened = opened.insert(self.open(info));
-        let mut session = Session::new(self, stream, leftover, data);
-        let reason = session.run();
+        let Some((stream, Upgraded { info, leftover, request })) = handshake else { return };
+        let session = Session::new(self, stream, leftover, info.data.clone());
+        let handler = handler.zip(request);
+        let opened = opened.insert(self.open(&info, handler.is_none()));
+        let (mut session, reason) = match &handler {
+            Some((handler, request)) => self.run_handler(handler, session, &info, request),
+            None => {
+                self.context.events.emit(Event::Open { conn: self.id, info });
+                let mut session = session;
+                let reason = session.run();
+                (session, reason)
+            }
+        };
         session.finish();
         opened.ended = Some((reason, session.traffic));
+    }
+
+    /// Handler mode: the application's handler runs the frame loop through a
+    /// [`Connection`]. An error or a panic in it closes the connection with 1011; either
+    /// way the close handshake then runs to its end here.
+    fn run_handler<'s>(
+        &self,
+        handler: &Handler,
+        mut session: Session<'s>,
+        info: &'s ConnectionInfo,
+        request: &'s Request,
+    ) -> (Session<'s>, CloseReason) {
+        session.deliver_to(Delivery::Inbox(Default::default()));
+        let mut conn = Connection { session, info, request };
+        let outcome = catch_unwind(AssertUnwindSafe(|| (handler.0)(&mut conn)));
+        let failed = match outcome {
+            Ok(Ok(())) => false,
+            // The connection was closing or over when the handler sent: nothing failed.
+            Ok(Err(e)) if matches!(e.downcast_ref::<Error>(), Some(Error::Closed)) => false,
+            Ok(Err(e)) => {
+                bump(&self.context.stats.handler_errors);
+                log::warn!("{}: the handler failed: {}; closing with 1011", self.id, log_safe(&e.to_string()));
+                true
+            }
+            Err(panic) => {
+                self.panicked("the handler", "closing with 1011", &*panic);
+                true
+            }
+        };
+        let mut session = conn.session;
+        let reason = session.after_handler(failed);
+        (session, reason)
     }
 
     /// Runs [`handshake`](Self::handshake) on a short-lived thread and waits for it.
@@ -190,18 +240,17 @@ impl Client<'_> {
         self.context.failure_log.report(self.id, self.peer, what, error);
     }
 
-    /// Makes the connection routable and counted, and tells the application. It logs
-    /// first: after the first change nothing here can panic, so `close` always follows.
-    fn open(&self, info: ConnectionInfo) -> Opened {
+    /// Makes the connection routable and counted (the caller then tells the application,
+    /// in events mode). It logs first: after the first change nothing here can panic, so
+    /// `close` always follows.
+    fn open(&self, info: &ConnectionInfo, events: bool) -> Opened {
         let (id, context) = (self.id, self.context);
         // The path only: the query may carry a token.
         let path = info.path.split('?').next().unwrap_or_default();
         log::debug!("{id}: open, path {path:?}, subprotocol {:?}", info.subprotocol);
-        let data = info.data.clone();
         context.registry.opened(id);
         context.stats.websockets.fetch_add(1, Ordering::SeqCst);
-        context.events.emit(Event::Open { conn: id, info });
-        Opened { started: Instant::now(), data, ended: None }
+        Opened { started: Instant::now(), data: info.data.clone(), events, ended: None }
     }
 
     /// Undoes `open` and sends the Close event: with the frame loop's reason, or
@@ -219,7 +268,9 @@ impl Client<'_> {
             // Already logged at `error`.
             None => CloseReason::Error(Error::Panicked(panic.unwrap_or_default())),
         };
-        context.events.emit(Event::Close { conn: id, reason, data: opened.data });
+        if opened.events {
+            context.events.emit(Event::Close { conn: id, reason, data: opened.data });
+        }
     }
 
     /// Forgets the connection, however it ended: out of the routing table and its rooms

@@ -13,6 +13,7 @@
 //! or two, and rustls' 64 KiB of ciphertext. A client that takes nothing for
 //! `write_timeout` is dropped; one that takes its output slowly is served slowly.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::time::Instant;
 
@@ -30,6 +31,57 @@ use crate::{AppData, CloseReason, Error, Event, Message, Timeout};
 
 /// Most messages read per wake-up before queued output gets its turn.
 const READ_BUDGET: usize = 256;
+
+/// How many payload bytes the handler's inbox takes in one batch before reading stops
+/// until the handler has taken them: with `READ_BUDGET`, what one connection holds for
+/// its handler is at most this plus one message.
+const INBOX_BYTES: usize = 64 << 10;
+
+/// Where the messages a client sends go.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// To the application, through the events channel (events mode).
+    Events,
+    /// To the handler on this thread, through an inbox it takes them from (handler mode).
+    Inbox(Inbox),
+    /// Nowhere: the handler has returned; what still arrives is counted as dropped.
+    Discard,
+}
+
+/// The messages read for the handler and not yet taken, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    messages: VecDeque<Message>,
+    bytes: usize,
+}
+
+impl Inbox {
+    fn push(&mut self, message: Message) {
+        self.bytes += message.len();
+        self.messages.push_back(message);
+    }
+
+    fn pop(&mut self) -> Option<Message> {
+        let message = self.messages.pop_front()?;
+        self.bytes -= message.len();
+        Some(message)
+    }
+
+    /// Whether reading should wait for the handler to take what is here.
+    fn full(&self) -> bool {
+        self.bytes >= INBOX_BYTES
+    }
+}
+
+/// What the handler's wait for a message came to.
+#[derive(Debug)]
+pub(crate) enum Next {
+    Message(Message),
+    /// The time given ran out first.
+    TimedOut,
+    /// The connection is over.
+    Ended,
+}
 
 /// The reason tungstenite puts in its Close reply when the client's close code may not be sent.
 const TUNGSTENITE_BAD_CODE_REASON: &str = "Protocol violation";
@@ -90,6 +142,11 @@ pub(crate) struct Session<'a> {
     pub(crate) traffic: Traffic,
     /// Frames may be waiting in rustls or tungstenite after the read budget ran out.
     more_to_read: bool,
+    /// Where the client's messages go.
+    delivery: Delivery,
+    /// Why the connection ended, once it has (handler mode: the handler may still be
+    /// running and asking).
+    ended: Option<CloseReason>,
 }
 
 impl<'a> Session<'a> {
@@ -125,7 +182,14 @@ impl<'a> Session<'a> {
             data,
             traffic: Traffic::default(),
             more_to_read: false,
+            delivery: Delivery::Events,
+            ended: None,
         }
+    }
+
+    /// Sends the client's messages to `delivery` from now on.
+    pub(crate) fn deliver_to(&mut self, delivery: Delivery) {
+        self.delivery = delivery;
     }
 
     fn limits(&self) -> &Limits {
@@ -142,22 +206,156 @@ impl<'a> Session<'a> {
             if let Some(end) = self.step() {
                 return end;
             }
-            let full = self.socket_full();
-            // Do not sleep on work already in hand: frames left by the read budget or by a
-            // pause, or messages still queued, as long as the socket takes bytes.
-            let more_to_write = !self.client.outbox.is_empty() && self.ws.can_write();
-            let ready = !full && (self.more_to_read || more_to_write);
-            let deadline = if ready { Some(Instant::now()) } else { self.next_deadline() };
-            // While the socket is full only writability matters: input stays unread, and
-            // waiting for it would return at once while the client keeps sending.
-            let interest = Interest { read: !full, write: full };
-            let waker = &self.control().waker;
-            match wait_for(&self.ws.get_ref().inner.sock(), interest, waker, deadline) {
-                Ok(true) => waker.reset(),
-                Ok(false) => {}
-                Err(e) => return CloseReason::Error(Error::Io(e)),
+            if let Err(end) = self.wait(None) {
+                return end;
             }
         }
+    }
+
+    /// Sleeps until there is work: the socket is ready, the waker rang, or a timer (or
+    /// `until`) is due.
+    fn wait(&mut self, until: Option<Instant>) -> Result<(), CloseReason> {
+        let full = self.socket_full();
+        // Do not sleep on work already in hand: frames left by the read budget or by a
+        // pause, or messages still queued, as long as the socket takes bytes.
+        let more_to_write = !self.client.outbox.is_empty() && self.ws.can_write();
+        let more_to_read = self.more_to_read && !self.inbox_full();
+        let ready = !full && (more_to_read || more_to_write);
+        let deadline = if ready { Some(Instant::now()) } else { earliest(self.next_deadline(), until) };
+        // While the socket is full only writability matters: input stays unread, and
+        // waiting for it would return at once while the client keeps sending.
+        let interest = Interest { read: !full && !self.inbox_full(), write: full };
+        let waker = &self.control().waker;
+        match wait_for(&self.ws.get_ref().inner.sock(), interest, waker, deadline) {
+            Ok(true) => waker.reset(),
+            Ok(false) => {}
+            Err(e) => return Err(CloseReason::Error(Error::Io(e))),
+        }
+        Ok(())
+    }
+
+    /// The handler's next message: read in a batch, with the other work of the loop
+    /// (queued pushes, timers, the close handshake) done meanwhile, and one flush of what
+    /// the handler sent before sleeping. Waits until `until` at most.
+    pub(crate) fn next_message(&mut self, until: Option<Instant>) -> Next {
+        loop {
+            if let Delivery::Inbox(inbox) = &mut self.delivery {
+                if let Some(message) = inbox.pop() {
+                    return Next::Message(message);
+                }
+            }
+            if self.ended.is_some() {
+                return Next::Ended;
+            }
+            if let Some(end) = self.step() {
+                self.ended = Some(end);
+                continue;
+            }
+            if self.inbox_len() > 0 {
+                continue;
+            }
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return Next::TimedOut;
+            }
+            if let Err(end) = self.wait(until) {
+                self.ended = Some(end);
+            }
+        }
+    }
+
+    /// Sends one message for the handler: into tungstenite's buffer, which reaches the
+    /// socket when it fills or at the next flush. When the client's socket is full, waits
+    /// until it takes bytes again (the write timeout still applies): the handler feels the
+    /// client's pace, and its output cannot pile up.
+    pub(crate) fn send(&mut self, message: WsMessage) -> Result<(), Error> {
+        if self.ended.is_some() || self.closing.is_some() || !self.ws.can_write() {
+            bump(&self.client.context.stats.dropped);
+            return Err(Error::Closed);
+        }
+        self.write(message);
+        if self.socket_full() {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Sends what the handler has written and what other threads queued, and waits until
+    /// the socket has taken it.
+    pub(crate) fn flush_all(&mut self) -> Result<(), Error> {
+        if self.ended.is_some() {
+            return Err(Error::Closed);
+        }
+        self.write_queued();
+        self.drain()
+    }
+
+    /// Flushes, waiting for the socket while it is full; `Err` when the connection ended.
+    fn drain(&mut self) -> Result<(), Error> {
+        loop {
+            if let Some(end) = self.flush() {
+                self.ended = Some(end);
+                return Err(Error::Closed);
+            }
+            if !self.socket_full() {
+                return Ok(());
+            }
+            let deadline = self.next_deadline();
+            let waker = &self.control().waker;
+            match wait_for(&self.ws.get_ref().inner.sock(), Interest::WRITE, waker, deadline) {
+                // A push or a close request: the next step takes it.
+                Ok(true) => waker.reset(),
+                Ok(false) => {}
+                Err(e) => {
+                    self.ended = Some(CloseReason::Error(Error::Io(e)));
+                    return Err(Error::Closed);
+                }
+            }
+        }
+    }
+
+    /// The handler has returned (`failed`: with an error, or by panicking). A
+    /// connection still open is closed, 1000 or 1011, and its close handshake run to the
+    /// end; messages the handler did not take are counted as dropped. Returns why the
+    /// connection ended.
+    pub(crate) fn after_handler(&mut self, failed: bool) -> CloseReason {
+        let untaken = self.inbox_len();
+        if untaken > 0 {
+            add(&self.client.context.stats.dropped, untaken);
+            log::debug!("{}: the handler left {untaken} messages untaken", self.client.id);
+        }
+        self.delivery = Delivery::Discard;
+        if let Some(end) = self.ended.take() {
+            return end;
+        }
+        if failed {
+            self.start_close(1011, "internal error".into());
+        } else {
+            self.start_close(1000, String::new());
+        }
+        self.run()
+    }
+
+    /// The handler closes its connection.
+    pub(crate) fn close(&mut self, code: u16, reason: &str) {
+        if self.ended.is_none() {
+            self.start_close(code, reason.to_owned());
+        }
+    }
+
+    /// Why the connection ended, if it has.
+    pub(crate) fn ended(&self) -> Option<&CloseReason> {
+        self.ended.as_ref()
+    }
+
+    fn inbox_len(&self) -> usize {
+        match &self.delivery {
+            Delivery::Inbox(inbox) => inbox.messages.len(),
+            _ => 0,
+        }
+    }
+
+    fn inbox_full(&self) -> bool {
+        matches!(&self.delivery, Delivery::Inbox(inbox) if inbox.full())
     }
 
     /// One batch of work: read what has arrived, queue what waits, check the timers,
@@ -191,6 +389,9 @@ impl<'a> Session<'a> {
         // Until the input runs dry, frames may be waiting where poll cannot see them.
         self.more_to_read = true;
         for _ in 0..READ_BUDGET {
+            if self.inbox_full() {
+                return None;
+            }
             if self.socket_full() {
                 self.pause_reading();
                 return None;
@@ -249,7 +450,16 @@ impl<'a> Session<'a> {
         self.traffic.messages_in += 1;
         self.traffic.bytes_in += message.len() as u64;
         log::trace!("{id}: {} message of {} bytes received", kind(&message), message.len());
-        context.events.emit(Event::Message { conn: id, message, data: self.data.clone() });
+        match &mut self.delivery {
+            Delivery::Events => {
+                context.events.emit(Event::Message { conn: id, message, data: self.data.clone() });
+            }
+            Delivery::Inbox(inbox) => inbox.push(message),
+            Delivery::Discard => {
+                bump(&context.stats.dropped);
+                log::trace!("{id}: the handler has returned; message dropped");
+            }
+        }
     }
 
     fn on_close_frame(&mut self, frame: Option<CloseFrame>) {
@@ -498,6 +708,11 @@ impl<'a> Session<'a> {
             Err(_) => matches!(self.ws.get_mut().inner.flush(), Err(e) if would_block(&e)),
         }
     }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    [a, b].into_iter().flatten().min()
 }
 
 fn kind(message: &Message) -> &'static str {

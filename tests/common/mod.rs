@@ -83,6 +83,20 @@ pub fn start(configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> TestServ
     TestServer { server, addr, certs }
 }
 
+/// A server in handler mode on 127.0.0.1:0 with fresh certificates: `handler` serves
+/// each client on its own thread.
+pub fn start_handler<F>(configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder, handler: F) -> TestServer
+where
+    F: Fn(&mut tinywss::Connection<'_>) -> Result<(), tinywss::HandlerError> + Send + Sync + 'static,
+{
+    init_logger();
+    let certs = TestCerts::new();
+    let builder = tinywss::Config::builder().bind("127.0.0.1:0").tls_pem_files(&certs.files.cert, &certs.files.key);
+    let server = Server::serve(configure(builder).build().unwrap(), handler).unwrap();
+    let addr = server.local_addr();
+    TestServer { server, addr, certs }
+}
+
 /// How most tests begin: an echoing server, its events, and one client whose
 /// connection is open.
 pub struct Started {
