@@ -159,6 +159,7 @@ mod stats;
 // The running server: the acceptor and who it lets in, and what the application calls.
 mod admission;
 mod handle;
+mod listen;
 mod server;
 
 // What the connection threads and the handles share: routing table, outboxes, rooms,

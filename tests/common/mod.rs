@@ -186,7 +186,8 @@ pub fn connect_with(
     let server_name = ServerName::try_from(name.to_owned()).unwrap();
     let tls = rustls::ClientConnection::new(config, server_name).unwrap();
     let stream = rustls::StreamOwned::new(tls, tcp);
-    let url = format!("wss://{name}:{}{path}", addr.port());
+    let host = if name.contains(':') { format!("[{name}]") } else { name.to_owned() }; // IPv6
+    let url = format!("wss://{host}:{}{path}", addr.port());
     tungstenite::client::client(url, stream).map(|(ws, _response)| ws).map_err(|e| match e {
         tungstenite::HandshakeError::Failure(e) => e,
         tungstenite::HandshakeError::Interrupted(_) => panic!("blocking handshake interrupted"),
