@@ -14,15 +14,12 @@
 
 #[path = "common/cli.rs"]
 mod cli;
-#[path = "common/dev_certs.rs"]
-mod dev_certs;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use tinywss::{ConnectionId, Event, Handle, Message};
 
-const USAGE: &str = "usage: chat [--bind ADDR] [--cert PEM --key PEM]";
 const LOBBY: &str = "lobby";
 
 /// What the chat knows about one connected user.
@@ -95,11 +92,11 @@ fn clean(text: &str, max: usize) -> String {
 
 fn main() {
     cli::init_logging();
-    let args = cli::Cli::parse(USAGE, &[]);
+    let args = cli::Cli::parse("chat", "", &[]);
     let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chat-www");
     let server = args
         .serve(|builder| builder.static_dir(www).websocket_path("/ws").allow_same_origin(true).max_message_size(4096));
-    log::info!("chat ready: open https://localhost:{}/ in a browser", server.local_addr().port());
+    log::info!("chat ready: open {} in a browser", cli::reach(&server, "https", "/"));
 
     let mut chat = Chat { handle: server.handle(), members: HashMap::new() };
     for event in server.events() {

@@ -3,27 +3,24 @@
 //! With no `--cert`/`--key`, it uses the development certificates in `certs/` (and makes
 //! them on first run): a browser or client must trust `certs/ca.pem` to connect.
 //!
-//! Usage: cargo run --example echo -- [--bind ADDR] [--cert PEM --key PEM]
-//!        [--max-message BYTES] [--max-frame BYTES]
+//! Usage: cargo run --example echo -- [--bind ADDR]... [--cert PEM --key PEM]
+//!        [--max-connections N] [--max-message BYTES] [--max-frame BYTES]
 //!
-//! Defaults: `--bind 127.0.0.1:8443`, the development certificates, and the library's
-//! message limits (1 MiB). Logs go to stderr; set `RUST_LOG=debug` to watch handshakes,
-//! `RUST_LOG=tinywss=trace` to watch every frame too (docs/PROTOCOL.md walks through it).
+//! Defaults: both loopback addresses (`127.0.0.1:8443` and `[::1]:8443`), the
+//! development certificate, and the library's limits (256 clients, messages of 1 MiB).
+//! Logs go to stderr; set `RUST_LOG=debug` to watch handshakes, `RUST_LOG=trace` to
+//! watch every frame too (docs/PROTOCOL.md walks through it).
 
 #[path = "common/cli.rs"]
 mod cli;
-#[path = "common/dev_certs.rs"]
-mod dev_certs;
 
 use tinywss::Event;
 
-const USAGE: &str = "usage: echo [--bind ADDR] [--cert PEM --key PEM] [--max-message BYTES] [--max-frame BYTES]";
-
 fn main() {
     cli::init_logging();
-    let args = cli::Cli::parse(USAGE, &[]);
+    let args = cli::Cli::parse("echo", "", &[]);
     let server = args.serve(|builder| builder);
-    log::info!("echo server ready at wss://localhost:{}/", server.local_addr().port());
+    log::info!("echo server ready at {}", cli::reach(&server, "wss", "/"));
     let handle = server.handle();
     for event in server.events() {
         match event {

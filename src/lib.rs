@@ -190,7 +190,7 @@ pub use handle::Handle;
 pub use http::{AppData, Rejection, Request};
 pub use server::Server;
 pub use stats::Stats;
-pub use tls::{CertificateInfo, ClientAuth};
+pub use tls::{CertificateInfo, ClientAuth, DevelopmentCertificate};
 
 /// The README's examples compile (checked by `cargo test`).
 #[cfg(doctest)]

@@ -12,10 +12,6 @@
 // The example and the tests each use a different part of this module.
 #![allow(dead_code)]
 
-// A program that includes both this file and its sibling (dev_certs.rs, check.rs; the
-// checker's test does) gets two copies of these few lines: harmless, and simpler than
-// making every program declare the module itself.
-#[allow(clippy::duplicate_mod)]
 #[path = "civil_date.rs"]
 mod civil_date;
 

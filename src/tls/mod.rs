@@ -9,6 +9,7 @@
 
 mod client_auth;
 mod der;
+mod dev_cert;
 mod info;
 mod load;
 mod reload;
@@ -19,11 +20,12 @@ use std::sync::Arc;
 
 use rustls::version::{TLS12, TLS13};
 
+pub use dev_cert::DevelopmentCertificate;
 pub use info::CertificateInfo;
 pub(crate) use load::PemPair;
 pub(crate) use reload::Reloader;
 pub use settings::ClientAuth;
-pub(crate) use settings::TlsSettings;
+pub(crate) use settings::{DefaultIdentity, TlsSettings};
 
 use reload::Identity;
 use resolver::CertStore;
@@ -54,13 +56,20 @@ impl TlsSettings {
         if self.plain {
             return self.plain_setup();
         }
-        let default = self.default.ok_or_else(|| {
-            Error::Config(
-                "no TLS identity: call tls_pem_files(certificate, key), or plain_ws_behind_proxy(true) \
-                 when a reverse proxy terminates TLS"
-                    .into(),
-            )
-        })?;
+        let default = match self.default {
+            Some(DefaultIdentity::Files(files)) => files,
+            Some(DefaultIdentity::Development(dir)) => {
+                let files = dev_cert::ensure(&dir)?;
+                PemPair { cert: files.cert, key: files.key }
+            }
+            None => {
+                return Err(Error::Config(
+                    "no TLS identity: call tls_pem_files(certificate, key), development_certificate(folder) \
+                     on this machine, or plain_ws_behind_proxy(true) when a reverse proxy terminates TLS"
+                        .into(),
+                ))
+            }
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let checks = load::Checks { expiry_warning: self.expiry_warning };
         let mut identities = vec![Identity { name: None, files: default, host: self.public_host }];
@@ -85,8 +94,8 @@ impl TlsSettings {
     fn plain_setup(self) -> Result<Setup, Error> {
         if self.default.is_some() || !self.by_name.is_empty() || self.client_auth.is_some() {
             return Err(Error::Config(
-                "plain_ws_behind_proxy(true) serves no TLS: remove tls_pem_files, sni_pem_files and \
-                 client_auth, or keep TLS and drop plain_ws_behind_proxy"
+                "plain_ws_behind_proxy(true) serves no TLS: remove tls_pem_files, development_certificate, \
+                 sni_pem_files and client_auth, or keep TLS and drop plain_ws_behind_proxy"
                     .into(),
             ));
         }

@@ -20,10 +20,19 @@ pub enum ClientAuth {
     Optional,
 }
 
+/// Where the default TLS identity comes from.
+#[derive(Debug)]
+pub(crate) enum DefaultIdentity {
+    /// A certificate chain and key the application names.
+    Files(PemPair),
+    /// A development certificate in this folder, made on first use.
+    Development(PathBuf),
+}
+
 /// The TLS settings as given to the builder; checked and loaded by `TlsSettings::build`.
 #[derive(Debug)]
 pub(crate) struct TlsSettings {
-    pub(crate) default: Option<PemPair>,
+    pub(crate) default: Option<DefaultIdentity>,
     pub(crate) by_name: Vec<(String, PemPair)>,
     pub(crate) public_host: Option<String>,
     pub(crate) expiry_warning: Duration,
