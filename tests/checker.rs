@@ -226,6 +226,7 @@ fn wrong_scheme_either_way_is_named() {
     let (step, message) = failure(&check::check(&options(url, &setup.ca_file)));
     assert_eq!(step, "HTTP Upgrade");
     assert!(message.contains("the server expects TLS: use wss://"), "{message}");
+    assert!(!message.contains("400 Bad Request 400"), "the status is said once: {message}");
 
     let plain = Server::bind(Config::builder().bind("127.0.0.1:0").plain_ws_behind_proxy(true).build().unwrap());
     let plain = plain.unwrap();
@@ -242,6 +243,21 @@ fn closed_port_fails_at_tcp() {
     let (step, message) = failure(&check::check(&options(format!("wss://127.0.0.1:{port}/"), &ca)));
     assert_eq!(step, "TCP");
     assert!(message.contains("cannot connect") && message.contains("is the server running"), "{message}");
+}
+
+#[test]
+fn an_unreadable_ca_file_is_named_before_connecting() {
+    // Nothing listens on this port: a check that connected first would fail at TCP.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let report = check::check(&options(format!("wss://127.0.0.1:{port}/"), Path::new("/nonexistent.pem")));
+    let (step, message) = failure(&report);
+    assert_eq!(step, "CA file", "{report}");
+    assert!(report.step("TCP").is_none() && report.step("DNS").is_none(), "checked before connecting:\n{report}");
+    assert!(
+        message.contains("/nonexistent.pem") && message.contains("not found") && message.contains("--ca"),
+        "{message}"
+    );
+    assert!(!message.contains("I/O error"), "{message}");
 }
 
 #[test]
