@@ -104,6 +104,15 @@ fn good_server_passes_every_step() {
 }
 
 #[test]
+fn an_ipv6_address_passes_every_step() {
+    // Served on 127.0.0.1 (as every server here) and ::1.
+    let setup = serve(|ca| (ca.leaf(&["::1"]), Vec::new()), |b| b.bind("[::1]:0"));
+    let url = format!("wss://[::1]:{}/", setup.server.local_addrs()[1].port());
+    let report = check::check(&options(url, &setup.ca_file));
+    assert!(report.failed_step().is_none(), "{report}");
+}
+
+#[test]
 fn expired_certificate_fails_at_the_certificate_step() {
     let ca = Ca::new("Checker Test CA");
     let now = SystemTime::now();

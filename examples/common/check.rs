@@ -612,7 +612,8 @@ fn upgrade<S: Read + Write>(
     stream: S,
     report: &mut Report,
 ) -> Result<WebSocket<S>, Failed> {
-    let url = format!("{}://{}:{}{}", target.scheme, target.host, target.port, target.path);
+    let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host.clone() }; // IPv6
+    let url = format!("{}://{host}:{}{}", target.scheme, target.port, target.path);
     let mut request = url.into_client_request().map_err(|e| report.fail("HTTP Upgrade", e.to_string()))?;
     if !options.subprotocols.is_empty() {
         let offered = options.subprotocols.join(", ");
