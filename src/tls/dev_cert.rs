@@ -100,9 +100,10 @@ pub(crate) fn ensure(dir: &Path) -> Result<DevelopmentCertificate, Error> {
         _ => {
             let files = generate_at(dir, now)?;
             log::info!(
-                "{}: made a development CA ({DEV_CA_FILE}) and a certificate for localhost, 127.0.0.1 and ::1 \
-                 (server.pem, server.key), valid until {}",
-                dir.display(),
+                "made a development CA, {}, and a certificate it signed for localhost, 127.0.0.1 and ::1, {}, \
+                 valid until {}",
+                files.ca.display(),
+                files.cert.display(),
                 utc(now + VALIDITY)
             );
             Ok(files)
