@@ -4,10 +4,13 @@
 //! them on first run): a browser or client must trust `certs/ca.pem` to connect.
 //!
 //! Usage: cargo run --example echo -- [--bind ADDR]... [--cert PEM --key PEM]
-//!        [--max-connections N] [--max-message BYTES] [--max-frame BYTES]
+//!        [--max-connections N] [--max-connections-per-ip N|none]
+//!        [--max-message BYTES] [--max-frame BYTES]
 //!
 //! Defaults: both loopback addresses (`127.0.0.1:8443` and `[::1]:8443`), the
-//! development certificate, and the library's limits (256 clients, messages of 1 MiB).
+//! development certificate, and the library's limits (256 clients, 64 from one address,
+//! messages of 1 MiB). To hold 1,000 idle clients from this machine:
+//! `--max-connections 1000 --max-connections-per-ip none`.
 //! Logs go to stderr; set `RUST_LOG=debug` to watch handshakes, `RUST_LOG=trace` to
 //! watch every frame too (docs/PROTOCOL.md walks through it).
 

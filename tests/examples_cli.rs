@@ -17,6 +17,8 @@ fn max_connections_and_repeated_binds_reach_the_builder() {
         parse(&["--bind", "127.0.0.1:0", "--bind", "[::1]:0", "--max-connections", "1000", "--rate", "5"]).unwrap();
     assert_eq!(cli.bind, ["127.0.0.1:0", "[::1]:0"]);
     assert_eq!(cli.max_connections, Some(1000));
+    assert_eq!(parse(&["--max-connections-per-ip", "none"]).unwrap().max_connections_per_ip, Some(None));
+    assert_eq!(parse(&["--max-connections-per-ip", "500"]).unwrap().max_connections_per_ip, Some(Some(500)));
     assert_eq!(cli.get("rate", 1u32), 5);
     let dir = std::env::temp_dir().join(format!("tinywss-cli-{}", std::process::id()));
     let certs = tinywss::DevelopmentCertificate::generate(&dir).unwrap();

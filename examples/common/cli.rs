@@ -1,6 +1,7 @@
 //! The command line every example shares: `--bind` (repeatable), `--cert`/`--key` (or
 //! the library's development certificate in `certs/`), `--max-connections`,
-//! `--max-message`, `--max-frame`, plus each example's own flags; logging to stderr
+//! `--max-connections-per-ip`, `--max-message`, `--max-frame`, plus each example's own
+//! flags; logging to stderr
 //! (`RUST_LOG` sets the level; `info` by default); a clean shutdown on Ctrl-C/SIGTERM.
 
 // Each example uses a different part of this module.
@@ -14,13 +15,16 @@ use std::process::exit;
 use tinywss::{Config, ConfigBuilder, Server};
 
 /// The flags every example takes, for `--help` and usage errors.
-const SHARED_USAGE: &str =
-    "[--bind ADDR]... [--cert PEM --key PEM] [--max-connections N] [--max-message BYTES] [--max-frame BYTES]";
+const SHARED_USAGE: &str = "[--bind ADDR]... [--cert PEM --key PEM] [--max-connections N] \
+                            [--max-connections-per-ip N|none] [--max-message BYTES] [--max-frame BYTES]";
 
-const SHARED_HELP: &str = "\
-  --bind ADDR           listen on ADDR; repeat to listen on more (default: 127.0.0.1:8443 and [::1]:8443)
+// (No `\` after the opening quote: it would eat the first line's indent.)
+const SHARED_HELP: &str =
+    "  --bind ADDR           listen on ADDR; repeat to listen on more (default: 127.0.0.1:8443 and [::1]:8443)
   --cert PEM --key PEM  your certificate chain and key (default: a development certificate in certs/)
   --max-connections N   clients served at once (default: 256)
+  --max-connections-per-ip N|none
+                        of those, from one address (default: 64; a local load test needs more)
   --max-message BYTES   largest message a client may send (default: 1048576)
   --max-frame BYTES     largest frame a client may send (default: 1048576)
   RUST_LOG=debug        shows handshakes and closes; RUST_LOG=trace every frame too";
@@ -32,6 +36,8 @@ pub struct Cli {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub max_connections: Option<usize>,
+    /// `Some(None)`: no limit per address.
+    pub max_connections_per_ip: Option<Option<usize>>,
     pub max_message: Option<usize>,
     pub max_frame: Option<usize>,
     /// The example's own flags, without their leading `--`.
@@ -62,6 +68,7 @@ impl Cli {
             cert: None,
             key: None,
             max_connections: None,
+            max_connections_per_ip: None,
             max_message: None,
             max_frame: None,
             extra: HashMap::new(),
@@ -78,6 +85,10 @@ impl Cli {
                 "--cert" => cli.cert = Some(value.clone().into()),
                 "--key" => cli.key = Some(value.clone().into()),
                 "--max-connections" => cli.max_connections = Some(number("number of connections")?),
+                "--max-connections-per-ip" if value == "none" => cli.max_connections_per_ip = Some(None),
+                "--max-connections-per-ip" => {
+                    cli.max_connections_per_ip = Some(Some(number("number of connections, nor none")?));
+                }
                 "--max-message" => cli.max_message = Some(number("number of bytes")?),
                 "--max-frame" => cli.max_frame = Some(number("number of bytes")?),
                 other if own_flags.contains(&other.trim_start_matches("--")) => {
@@ -127,6 +138,9 @@ impl Cli {
         };
         if let Some(n) = self.max_connections {
             builder = builder.max_connections(n);
+        }
+        if let Some(n) = self.max_connections_per_ip {
+            builder = builder.max_connections_per_ip(n);
         }
         if let Some(bytes) = self.max_message {
             builder = builder.max_message_size(bytes);
