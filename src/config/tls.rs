@@ -14,8 +14,8 @@ impl ConfigBuilder {
     /// (PKCS#8, PKCS#1/RSA or SEC1/EC). Clients that send no server name (SNI), or one
     /// that no [`sni_pem_files`](Self::sni_pem_files) entry covers, get this certificate.
     ///
-    /// Required unless [`plain_ws_behind_proxy`](Self::plain_ws_behind_proxy); there is
-    /// no default. Both files are read and checked by [`build`](Self::build), and
+    /// Required unless [`development_certificate`](Self::development_certificate) or
+    /// [`plain_ws_behind_proxy`](Self::plain_ws_behind_proxy); there is no default. Both files are read and checked by [`build`](Self::build), and
     /// watched for renewal afterwards (see [`tls_reload_interval`](Self::tls_reload_interval)).
     pub fn tls_pem_files(mut self, cert_chain: impl Into<PathBuf>, private_key: impl Into<PathBuf>) -> Self {
         self.tls.default = Some(DefaultIdentity::Files(PemPair { cert: cert_chain.into(), key: private_key.into() }));
@@ -34,7 +34,8 @@ impl ConfigBuilder {
     /// call of the two wins. A `server.pem` in `dir` that is not a development
     /// certificate is never replaced: `build` refuses it instead.
     pub fn development_certificate(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.tls.default = Some(DefaultIdentity::Development(dir.into()));
+        let make = crate::tls::make_development_certificate;
+        self.tls.default = Some(DefaultIdentity::Development { dir: dir.into(), make });
         self
     }
 

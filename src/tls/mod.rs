@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use rustls::version::{TLS12, TLS13};
 
+pub(crate) use dev_cert::ensure as make_development_certificate;
 pub use dev_cert::DevelopmentCertificate;
 pub use info::CertificateInfo;
 pub(crate) use load::PemPair;
@@ -56,20 +57,7 @@ impl TlsSettings {
         if self.plain {
             return self.plain_setup();
         }
-        let default = match self.default {
-            Some(DefaultIdentity::Files(files)) => files,
-            Some(DefaultIdentity::Development(dir)) => {
-                let files = dev_cert::ensure(&dir)?;
-                PemPair { cert: files.cert, key: files.key }
-            }
-            None => {
-                return Err(Error::Config(
-                    "no TLS identity: call tls_pem_files(certificate, key), development_certificate(folder) \
-                     on this machine, or plain_ws_behind_proxy(true) when a reverse proxy terminates TLS"
-                        .into(),
-                ))
-            }
-        };
+        let default = default_files(self.default)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let checks = load::Checks { expiry_warning: self.expiry_warning };
         let mut identities = vec![Identity { name: None, files: default, host: self.public_host }];
@@ -100,6 +88,22 @@ impl TlsSettings {
             ));
         }
         Ok(Setup { server_config: None, reloader: None })
+    }
+}
+
+/// The files of the default identity; a development certificate is made first if needed.
+fn default_files(default: Option<DefaultIdentity>) -> Result<PemPair, Error> {
+    match default {
+        Some(DefaultIdentity::Files(files)) => Ok(files),
+        Some(DefaultIdentity::Development { dir, make }) => {
+            let files = make(&dir)?;
+            Ok(PemPair { cert: files.cert, key: files.key })
+        }
+        None => Err(Error::Config(
+            "no TLS identity: call tls_pem_files(certificate, key), development_certificate(folder) \
+             on this machine, or plain_ws_behind_proxy(true) when a reverse proxy terminates TLS"
+                .into(),
+        )),
     }
 }
 
