@@ -30,8 +30,8 @@
 //! fit is refused or dropped, and counted in [`Stats`].
 //!
 //! The source is laid out the same way, and every import points down this list:
-//! `server` and `handle` (what the application starts and calls) → `admission` (who
-//! the acceptor lets in) → `connection` (one
+//! `server` and `handle` (what the application starts and calls; `listen`, the
+//! addresses it listens on) → `admission` (who the acceptor lets in) → `connection` (one
 //! client's thread, its phases in order in `connection/mod.rs`) → `hub` (the routing
 //! table, the outboxes, the rooms, the events channel) → `http` and `tls` (pure HTTP
 //! functions; certificates and their renewal) → `wait` and the public types.

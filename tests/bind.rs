@@ -25,6 +25,11 @@ fn each_bind_adds_an_address_and_each_serves() {
             .unwrap_or_else(|e| panic!("no client reaches {addr}: {e}"));
         common::assert_echo(&mut client, "hello");
     }
+    let addrs = addrs.to_vec();
+    drop(server);
+    for addr in addrs {
+        std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("{addr} still taken after shutdown: {e}"));
+    }
 }
 
 #[test]
