@@ -13,38 +13,36 @@
 //! With no `--cert`/`--key`, it uses the development certificates in `certs/` (and makes
 //! them on first run): a browser or client must trust `certs/ca.pem` to connect.
 //!
-//! Usage: cargo run --example echo -- [--mode events|handler] [--bind ADDR]
-//!        [--cert PEM --key PEM] [--max-message BYTES] [--max-frame BYTES]
+//! Usage: cargo run --example echo -- [--mode events|handler] [--bind ADDR]...
+//!        [--cert PEM --key PEM] [--max-connections N] [--max-connections-per-ip N|none]
+//!        [--max-message BYTES] [--max-frame BYTES]
 //!
-//! Defaults: `--mode events`, `--bind 127.0.0.1:8443`, the development certificates, and
-//! the library's message limits (1 MiB). Logs go to stderr; set `RUST_LOG=debug` to watch
-//! handshakes, `RUST_LOG=tinywss=trace` to watch every frame too (docs/PROTOCOL.md walks
-//! through it).
+//! Defaults: `--mode events`, both loopback addresses (`127.0.0.1:8443` and
+//! `[::1]:8443`), the development certificate, and the library's limits (256 clients,
+//! 64 from one address, messages of 1 MiB). To hold 1,000 idle clients from this
+//! machine: `--max-connections 1000 --max-connections-per-ip none`.
+//! Logs go to stderr; set `RUST_LOG=debug` to watch handshakes, `RUST_LOG=trace` to
+//! watch every frame too (docs/PROTOCOL.md walks through it).
 
 #[path = "common/cli.rs"]
 mod cli;
-#[path = "common/dev_certs.rs"]
-mod dev_certs;
 
 use tinywss::{Connection, Event, HandlerError, Server};
 
-const USAGE: &str = "usage: echo [--mode events|handler] [--bind ADDR] [--cert PEM --key PEM] \
-                     [--max-message BYTES] [--max-frame BYTES]";
-
 fn main() {
     cli::init_logging();
-    let args = cli::Cli::parse(USAGE, &["mode"]);
-    match args.get("mode", String::from("events"), USAGE).as_str() {
+    let args = cli::Cli::parse("echo", "[--mode events|handler]", &["mode"]);
+    match args.get("mode", String::from("events")).as_str() {
         "events" => events_mode(&args),
         "handler" => handler_mode(&args),
-        other => cli::usage_error(&format!("unknown --mode {other:?}"), USAGE),
+        other => args.usage_error(&format!("unknown --mode {other:?}: use events or handler")),
     }
 }
 
 /// One thread sees every event and answers through the handle.
 fn events_mode(args: &cli::Cli) {
     let server = args.serve(|builder| builder);
-    log::info!("echo server (events mode) ready at wss://localhost:{}/", server.local_addr().port());
+    log::info!("echo server (events mode) ready at {}", cli::reach(&server, "wss", "/"));
     let handle = server.handle();
     for event in server.events() {
         match event {
@@ -62,7 +60,7 @@ fn events_mode(args: &cli::Cli) {
 /// Each client's thread answers its own messages.
 fn handler_mode(args: &cli::Cli) {
     let server = args.start(|builder| builder, |config| Server::serve(config, echo));
-    log::info!("echo server (handler mode) ready at wss://localhost:{}/", server.local_addr().port());
+    log::info!("echo server (handler mode) ready at {}", cli::reach(&server, "wss", "/"));
     // The clients are served on their own threads; this one waits for the shutdown
     // (Ctrl-C or SIGTERM), after which the events channel disconnects.
     for _ in server.events() {}

@@ -7,20 +7,16 @@
 //! Client to server: `kick` (speeds the ball up) or `pause`/`resume`. Server to
 //! client: `step X Y` lines, 30 a second.
 //!
-//! Usage: cargo run --example embedded -- [--bind ADDR] [--cert PEM --key PEM]
-//!        [--steps N]   (stop after N steps; default: run forever)
+//! Usage: cargo run --example embedded -- [--bind ADDR]... [--cert PEM --key PEM]
+//!        [--max-connections N] [--steps N]   (stop after N steps; default: run forever)
 
 #[path = "common/cli.rs"]
 mod cli;
-#[path = "common/dev_certs.rs"]
-mod dev_certs;
 
 use std::time::Duration;
 
 use tinywss::crossbeam_channel::{select, tick};
 use tinywss::{Event, Message};
-
-const USAGE: &str = "usage: embedded [--bind ADDR] [--cert PEM --key PEM] [--steps N]";
 
 /// The simulation: knows nothing about networking.
 struct World {
@@ -60,10 +56,10 @@ impl World {
 
 fn main() {
     cli::init_logging();
-    let args = cli::Cli::parse(USAGE, &["steps"]);
-    let steps: u64 = args.get("steps", u64::MAX, USAGE);
+    let args = cli::Cli::parse("embedded", "[--steps N]", &["steps"]);
+    let steps: u64 = args.get("steps", u64::MAX);
     let server = args.serve(|builder| builder);
-    log::info!("simulation streaming at wss://localhost:{}/", server.local_addr().port());
+    log::info!("simulation streaming at {}", cli::reach(&server, "wss", "/"));
 
     let handle = server.handle();
     let events = server.events();

@@ -11,35 +11,32 @@
 //! logs its counters, so you can watch this happen, e.g. with a client that reads
 //! slowly: `websocat -n --ping-interval 0 wss://localhost:8443/ | pv -L 1k`.
 //!
-//! Usage: cargo run --example ticker -- [--bind ADDR] [--cert PEM --key PEM]
-//!        [--rate UPDATES_PER_SECOND] [--policy close|drop]
+//! Usage: cargo run --example ticker -- [--bind ADDR]... [--cert PEM --key PEM]
+//!        [--max-connections N] [--rate UPDATES_PER_SECOND] [--policy close|drop]
 
 #[path = "common/cli.rs"]
 mod cli;
-#[path = "common/dev_certs.rs"]
-mod dev_certs;
 
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tinywss::{Event, Handle, Message, SlowConsumerPolicy};
 
-const USAGE: &str = "usage: ticker [--bind ADDR] [--cert PEM --key PEM] [--rate N] [--policy close|drop]";
 const SYMBOLS: [&str; 4] = ["ACME", "GLOBEX", "INITECH", "UMBRELLA"];
 
 fn main() {
     cli::init_logging();
-    let args = cli::Cli::parse(USAGE, &["rate", "policy"]);
-    let rate: u32 = args.get("rate", 10, USAGE).clamp(1, 10_000);
-    let policy = match args.get("policy", "close".to_string(), USAGE).as_str() {
+    let args = cli::Cli::parse("ticker", "[--rate N] [--policy close|drop]", &["rate", "policy"]);
+    let rate: u32 = args.get("rate", 10).clamp(1, 10_000);
+    let policy = match args.get("policy", "close".to_string()).as_str() {
         "close" => SlowConsumerPolicy::Close,
         "drop" => SlowConsumerPolicy::DropNewest,
-        other => cli::usage_error(&format!("--policy: {other:?} is neither close nor drop"), USAGE),
+        other => args.usage_error(&format!("--policy: {other:?} is neither close nor drop")),
     };
     let server = args.serve(|builder| builder.slow_consumer_policy(policy).outbound_queue(256));
     log::info!(
-        "ticker ready at wss://localhost:{}/: send `sub ACME`; {rate} updates/s per symbol; {policy:?} slow consumers",
-        server.local_addr().port()
+        "ticker ready at {}: send `sub ACME`; {rate} updates/s per symbol; {policy:?} slow consumers",
+        cli::reach(&server, "wss", "/")
     );
 
     let feed = server.handle();

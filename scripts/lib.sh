@@ -4,8 +4,8 @@
 #   start_example NAME OUTDIR [ARGS...]  sets PORT, SERVER (pid), CA; logs to OUTDIR/server.log
 #   node_modules OUTDIR                  installs tests/interop/package.json into OUTDIR once
 
-# Where cargo puts what it builds.
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
+# Where cargo puts the example binaries (CARGO_TARGET_DIR when set, as for cargo itself).
+EXAMPLES="${CARGO_TARGET_DIR:-target}/debug/examples"
 
 start_example() {
     local name=$1 out=$2
@@ -13,9 +13,9 @@ start_example() {
     cargo build --quiet --example "$name" --example dev_certs
     rm -rf "$out/certs"
     mkdir -p "$out"
-    "$TARGET_DIR"/debug/examples/dev_certs "$out/certs" > /dev/null
+    "$EXAMPLES/dev_certs" "$out/certs" > /dev/null
     CA="$out/certs/ca.pem"
-    "$TARGET_DIR"/debug/examples/"$name" --bind 127.0.0.1:0 --cert "$out/certs/server.pem" \
+    "$EXAMPLES/$name" --bind 127.0.0.1:0 --cert "$out/certs/server.pem" \
         --key "$out/certs/server.key" "$@" > "$out/server.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null || true' EXIT

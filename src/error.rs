@@ -159,8 +159,15 @@ pub enum CertProblem {
     /// The certificate is not valid yet (or this machine's clock is wrong).
     NotYetValid,
     /// The certificate cannot be used for this purpose: as a server certificate for
-    /// TLS, or as a CA to verify client certificates.
+    /// TLS, as a CA to verify client certificates, or as a development certificate
+    /// (a `server.pem` that [`development_certificate`](crate::ConfigBuilder::development_certificate)
+    /// did not make, and will not replace).
     Unusable,
+    /// A [development certificate](crate::DevelopmentCertificate) could not be made: its
+    /// folder or files cannot be created or written (permissions, a read-only file
+    /// system, a file where the folder should be), or the system gave no random numbers
+    /// for its keys.
+    CannotCreate,
 }
 
 /// Which TLS failure ended a handshake or a connection ([`Error::Tls`]).

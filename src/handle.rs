@@ -37,7 +37,10 @@ pub struct Handle {
 pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) stats: Arc<Counters>,
+    /// The first of `local_addrs`.
     pub(crate) local_addr: SocketAddr,
+    /// Every address listened on, in the order configured.
+    pub(crate) local_addrs: Vec<SocketAddr>,
     pub(crate) acceptor_waker: Arc<Waker>,
     pub(crate) stop: Arc<AtomicBool>,
     /// Taken by the first `shutdown`.
@@ -59,7 +62,7 @@ pub(crate) struct Threads {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("local_addr", &self.shared.local_addr).finish_non_exhaustive()
+        f.debug_struct("Handle").field("local_addrs", &self.shared.local_addrs).finish_non_exhaustive()
     }
 }
 
@@ -152,9 +155,16 @@ impl Handle {
         self.shared.stats.snapshot()
     }
 
-    /// The address the server listens on.
+    /// The address the server listens on: the first, when it listens on several (see
+    /// [`local_addrs`](Self::local_addrs)).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// Every address the server listens on, in the order configured
+    /// ([`ConfigBuilder::bind`](crate::ConfigBuilder::bind)), with the real ports.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.shared.local_addrs
     }
 
     /// Reloads the certificate and key files now, checks them like at start, and puts
@@ -188,7 +198,7 @@ impl Handle {
     pub fn shutdown(&self) -> Result<(), Error> {
         let threads = self.shared.threads.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         let Some(threads) = threads else { return Ok(()) };
-        log::info!("shutting down {}", self.shared.local_addr);
+        log::info!("shutting down {}", self.addrs());
         let deadline = Instant::now() + self.shared.shutdown_timeout;
         // 1. No new clients: every connection the acceptor started is registered by now.
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -210,8 +220,14 @@ impl Handle {
         if running > 0 {
             return Err(Error::ShutdownTimeout { threads: running });
         }
-        log::info!("shut down {}", self.shared.local_addr);
+        log::info!("shut down {}", self.addrs());
         Ok(())
+    }
+
+    /// The addresses listened on, for the log.
+    fn addrs(&self) -> String {
+        let addrs: Vec<String> = self.shared.local_addrs.iter().map(SocketAddr::to_string).collect();
+        addrs.join(", ")
     }
 }
 

@@ -30,24 +30,27 @@
 //! fit is refused or dropped, and counted in [`Stats`].
 //!
 //! The source is laid out the same way, and every import points down this list:
-//! `server` and `handle` (what the application starts and calls) → `admission` (who
-//! the acceptor lets in) → `connection` (one
+//! `server` and `handle` (what the application starts and calls; `listen`, the
+//! addresses it listens on) → `admission` (who the acceptor lets in) → `connection` (one
 //! client's thread, its phases in order in `connection/mod.rs`) → `hub` (the routing
 //! table, the outboxes, the rooms, the events channel) → `http` and `tls` (pure HTTP
 //! functions; certificates and their renewal) → `wait` and the public types.
 //!
 //! ## Quick start
 //!
-//! An echo server:
+//! An echo server on this machine, with a development certificate made on first run
+//! (clients must trust `certs/ca.pem`; see [`ConfigBuilder::development_certificate`]).
+//! tinywss logs through `log` and prints nothing by itself: install a logger (say
+//! `env_logger::init()`) to see what it does. The README's quick start is the same
+//! program as a whole crate, with a clean shutdown on Ctrl-C and SIGTERM.
 //!
 //! ```no_run
 //! use tinywss::{Config, Event, Server};
 //!
 //! let config = Config::builder()
-//!     .bind("127.0.0.1:8443")
-//!     .tls_pem_files("certs/server.pem", "certs/server.key")
+//!     .development_certificate("certs") // or .tls_pem_files(chain, key) for a real one
 //!     .build()?; // certificate problems surface here, naming the file
-//! let server = Server::bind(config)?;
+//! let server = Server::bind(config)?; // 127.0.0.1:8443 and [::1]:8443
 //! let handle = server.handle(); // Clone + Send + Sync: give it to any thread
 //! for event in server.events() {
 //!     match event {
@@ -107,18 +110,24 @@
 //!   option; ALPN `http/1.1`.
 //! - **Behind a reverse proxy**: [`ConfigBuilder::plain_ws_behind_proxy`] serves plain
 //!   `ws://` when the proxy terminates TLS (with a warning at start).
+//! - **On this machine**: [`ConfigBuilder::development_certificate`] makes a local CA
+//!   and a certificate for `localhost`, `127.0.0.1` and `::1` on first use
+//!   ([`DevelopmentCertificate`]), and says at `warn` that it is in use and where the CA
+//!   to trust is.
 //!
 //! `cargo run --example check -- wss://HOST:PORT/ --ca ca.pem` checks a server from the
 //! client side, step by step.
 //!
 //! ## Threads and shutdown
 //!
-//! [`Server::bind`] starts an acceptor thread; each client gets its own thread. There is
-//! no thread in between: [`Handle`] calls queue messages straight onto the clients'
-//! queues. [`Server::events`] is a crossbeam `Receiver`, so the application can
-//! `select!` it together with its own channels. [`Handle::shutdown`] (or dropping the
-//! [`Server`]) closes every client with 1001 and joins all threads within the shutdown
-//! timeout; the events channel then ends.
+//! [`Server::bind`] starts one acceptor thread, for every address it listens on; each
+//! client gets its own thread. There is no thread in between: [`Handle`] calls
+//! queue messages straight onto the clients' queues. [`Server::events`] is a crossbeam
+//! `Receiver`, so the application can `select!` it together with its own channels.
+//! [`Handle::shutdown`] (or dropping the [`Server`]) closes every client with 1001 and
+//! joins all threads within the shutdown timeout; the events channel then ends. Call it
+//! from a Ctrl-C/SIGTERM handler (the `ctrlc` crate, as the examples do): otherwise the
+//! signal ends the process and every client sees its connection drop without a Close.
 //!
 //! A panic on a connection thread (a bug, in tinywss or in application code that runs
 //! there: the [authentication hook](ConfigBuilder::authenticate), the logger) ends that
@@ -149,8 +158,11 @@
 //! control, line-breaking and bidirectional characters escaped (`\u{202e}`), so a request
 //! cannot forge or hide a log line.
 //!
-//! To watch the protocol, run an example with `RUST_LOG=tinywss=trace`. Prefer that to a
-//! bare `RUST_LOG=trace`: tungstenite's own `trace` output prints message payloads.
+//! To watch the protocol, run an example with `RUST_LOG=trace`. The examples keep
+//! tungstenite's own log at `info` unless `RUST_LOG` names it: its `debug` lines print
+//! close reasons and its `trace` lines message payloads. In a program of your own, add
+//! `tungstenite=info` to the filter (`RUST_LOG=debug,tungstenite=info`), or filter on
+//! `tinywss` alone (`RUST_LOG=tinywss=trace`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
@@ -163,6 +175,7 @@ mod stats;
 // The running server: the acceptor and who it lets in, and what the application calls.
 mod admission;
 mod handle;
+mod listen;
 mod server;
 
 // What the connection threads and the handles share: routing table, outboxes, rooms,
@@ -194,7 +207,7 @@ pub use handle::Handle;
 pub use http::{AppData, Rejection, Request};
 pub use server::Server;
 pub use stats::Stats;
-pub use tls::{CertificateInfo, ClientAuth};
+pub use tls::{CertificateInfo, ClientAuth, DevelopmentCertificate};
 
 /// The README's examples compile (checked by `cargo test`).
 #[cfg(doctest)]

@@ -15,7 +15,7 @@ use crate::hub::{outbox, EventSink, Registry};
 use crate::log_limit::{more, Throttle};
 use crate::stats::{bump, Counters};
 use crate::tls::Reloader;
-use crate::wait::{wait, Waker};
+use crate::wait::{wait_readable, Waker};
 use crate::{Config, ConnectionId, Error, Event};
 
 /// A running WSS server: its threads are started by [`Server::bind`].
@@ -43,7 +43,7 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] when the address cannot be bound; [`Error::Io`] when a thread or
+    /// [`Error::Bind`] when an address cannot be bound; [`Error::Io`] when a thread or
     /// a waker cannot be created.
     pub fn bind(config: Config) -> Result<Server, Error> {
         Server::start(config, None)
@@ -93,9 +93,9 @@ impl Server {
     fn start(config: Config, handler: Option<Handler>) -> Result<Server, Error> {
         let Config { bind, tls, limits, policy } = config;
         let scheme = if tls.is_plain() { "ws" } else { "wss" };
-        let listener = TcpListener::bind(&bind).map_err(|source| Error::Bind { addr: bind.clone(), source })?;
-        listener.set_nonblocking(true)?;
-        let local_addr = listener.local_addr()?;
+        let listeners = bind.bind()?;
+        let local_addrs = listeners.iter().map(TcpListener::local_addr).collect::<Result<Vec<_>, _>>()?;
+        let local_addr = *local_addrs.first().ok_or_else(|| Error::Config("no address to listen on".into()))?;
 
         let stats = Arc::new(Counters::default());
         let (events_tx, events) = bounded(limits.events_capacity);
@@ -112,7 +112,7 @@ impl Server {
         let acceptor = Acceptor {
             admission: Admission::new(&context.limits),
             turned_away: Throttle::default(),
-            listener,
+            listeners,
             waker: Arc::new(Waker::new()?),
             stop: Arc::new(AtomicBool::new(false)),
             context,
@@ -124,7 +124,9 @@ impl Server {
         };
         let (acceptor_waker, stop) = (Arc::clone(&acceptor.waker), Arc::clone(&acceptor.stop));
         let acceptor = spawn("tinywss-accept", move || acceptor.run())?;
-        log::info!("listening on {local_addr} ({scheme}://)");
+        for addr in &local_addrs {
+            log::info!("listening on {addr} ({scheme}://)");
+        }
         if scheme == "ws" {
             log::warn!(
                 "serving plain ws:// without TLS on {local_addr}: safe only behind a reverse proxy that \
@@ -137,6 +139,7 @@ impl Server {
             registry,
             stats,
             local_addr,
+            local_addrs,
             acceptor_waker,
             stop,
             threads: Mutex::new(Some(threads)),
@@ -146,9 +149,17 @@ impl Server {
         Ok(Server { handle: Handle::new(shared), events })
     }
 
-    /// The address the server listens on (with the real port when bound to port 0).
+    /// The address the server listens on (with the real port when bound to port 0): the
+    /// first, when it listens on several.
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
+    }
+
+    /// Every address the server listens on, in the order configured, with the real
+    /// ports: `127.0.0.1:8443` and `[::1]:8443` by default (see
+    /// [`ConfigBuilder::bind`](crate::ConfigBuilder::bind)).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.handle.local_addrs()
     }
 
     /// The events of every connection, in order per connection.
@@ -181,7 +192,8 @@ fn spawn<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'stati
 /// The acceptor thread: takes new clients, lets in those `admission` has room for,
 /// starts their threads.
 struct Acceptor {
-    listener: TcpListener,
+    /// One per address, all served alike.
+    listeners: Vec<TcpListener>,
     admission: Admission,
     /// Keeps the warnings about refused and shed clients from flooding the log.
     turned_away: Throttle,
@@ -209,7 +221,7 @@ impl Acceptor {
             // A thread that said it ended may still be exiting: look again shortly.
             let reap_soon = (self.ended.load(Ordering::SeqCst) > reaped).then(|| Instant::now() + REAP_RETRY);
             let deadline = [next_check, reap_soon].into_iter().flatten().min();
-            match wait(&self.listener, false, &self.waker, deadline) {
+            match wait_readable(&self.listeners, &self.waker, deadline) {
                 Ok(true) => self.waker.reset(),
                 Ok(false) => {}
                 Err(e) => {
@@ -228,8 +240,14 @@ impl Acceptor {
     }
 
     fn accept_ready(&mut self, threads: &mut Vec<JoinHandle<()>>) {
+        for i in 0..self.listeners.len() {
+            self.accept_from(i, threads);
+        }
+    }
+
+    fn accept_from(&mut self, listener: usize, threads: &mut Vec<JoinHandle<()>>) {
         loop {
-            match self.listener.accept() {
+            match self.listeners[listener].accept() {
                 Ok((socket, peer)) => {
                     if let Some(thread) = self.admit(socket, peer) {
                         threads.push(thread);
@@ -406,6 +424,7 @@ impl Drop for OpenGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wait::wait;
 
     #[test]
     fn a_thread_that_panics_is_counted_as_ended() {

@@ -114,13 +114,26 @@ pub(crate) fn wait_for(
         flags |= PollFlags::OUT;
     }
     let mut fds = [PollFd::new(socket, flags), PollFd::new(&waker.read, PollFlags::IN)];
+    poll(&mut fds, deadline)
+}
+
+/// Like [`wait`], for several sockets at once, each for reading: the acceptor's
+/// listening sockets, one per address.
+pub(crate) fn wait_readable(sockets: &[impl AsFd], waker: &Waker, deadline: Option<Instant>) -> io::Result<bool> {
+    let mut fds: Vec<PollFd<'_>> = sockets.iter().map(|socket| PollFd::new(socket, PollFlags::IN)).collect();
+    fds.push(PollFd::new(&waker.read, PollFlags::IN));
+    poll(&mut fds, deadline)
+}
+
+/// Polls `fds`, the waker's last; returns whether the waker rang.
+fn poll(fds: &mut [PollFd<'_>], deadline: Option<Instant>) -> io::Result<bool> {
     let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
-    match rustix::event::poll(&mut fds, timeout.as_ref()) {
+    match rustix::event::poll(fds, timeout.as_ref()) {
         Ok(_) => {}
         Err(rustix::io::Errno::INTR) => return Ok(false),
         Err(e) => return Err(e.into()),
     }
-    Ok(fds[1].revents().contains(PollFlags::IN))
+    Ok(fds.last().is_some_and(|waker| waker.revents().contains(PollFlags::IN)))
 }
 
 fn timespec(d: std::time::Duration) -> Timespec {

@@ -104,6 +104,15 @@ fn good_server_passes_every_step() {
 }
 
 #[test]
+fn an_ipv6_address_passes_every_step() {
+    // Served on 127.0.0.1 (as every server here) and ::1.
+    let setup = serve(|ca| (ca.leaf(&["::1"]), Vec::new()), |b| b.bind("[::1]:0"));
+    let url = format!("wss://[::1]:{}/", setup.server.local_addrs()[1].port());
+    let report = check::check(&options(url, &setup.ca_file));
+    assert!(report.failed_step().is_none(), "{report}");
+}
+
+#[test]
 fn expired_certificate_fails_at_the_certificate_step() {
     let ca = Ca::new("Checker Test CA");
     let now = SystemTime::now();
@@ -226,6 +235,7 @@ fn wrong_scheme_either_way_is_named() {
     let (step, message) = failure(&check::check(&options(url, &setup.ca_file)));
     assert_eq!(step, "HTTP Upgrade");
     assert!(message.contains("the server expects TLS: use wss://"), "{message}");
+    assert!(!message.contains("400 Bad Request 400"), "the status is said once: {message}");
 
     let plain = Server::bind(Config::builder().bind("127.0.0.1:0").plain_ws_behind_proxy(true).build().unwrap());
     let plain = plain.unwrap();
@@ -242,6 +252,21 @@ fn closed_port_fails_at_tcp() {
     let (step, message) = failure(&check::check(&options(format!("wss://127.0.0.1:{port}/"), &ca)));
     assert_eq!(step, "TCP");
     assert!(message.contains("cannot connect") && message.contains("is the server running"), "{message}");
+}
+
+#[test]
+fn an_unreadable_ca_file_is_named_before_connecting() {
+    // Nothing listens on this port: a check that connected first would fail at TCP.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let report = check::check(&options(format!("wss://127.0.0.1:{port}/"), Path::new("/nonexistent.pem")));
+    let (step, message) = failure(&report);
+    assert_eq!(step, "CA file", "{report}");
+    assert!(report.step("TCP").is_none() && report.step("DNS").is_none(), "checked before connecting:\n{report}");
+    assert!(
+        message.contains("/nonexistent.pem") && message.contains("not found") && message.contains("--ca"),
+        "{message}"
+    );
+    assert!(!message.contains("I/O error"), "{message}");
 }
 
 #[test]

@@ -12,17 +12,13 @@
 // The example and the tests each use a different part of this module.
 #![allow(dead_code)]
 
-// A program that includes both this file and its sibling (dev_certs.rs, check.rs; the
-// checker's test does) gets two copies of these few lines: harmless, and simpler than
-// making every program declare the module itself.
-#[allow(clippy::duplicate_mod)]
 #[path = "civil_date.rs"]
 mod civil_date;
 
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -154,10 +150,16 @@ pub fn check(options: &Options) -> Report {
 fn run(options: &Options, report: &mut Report) -> Result<(), Failed> {
     let target = parse_url(&options.url).map_err(|e| report.fail("URL", e))?;
     report.ok("URL", format!("{} host {} port {} path {}", target.scheme, target.host, target.port, target.path));
+    // The files named on the command line are read before any connection: a typo in a
+    // path is not a network problem.
+    let tls_config = match target.tls {
+        true => Some(client_config(options).map_err(|(step, e)| report.fail(step, e))?),
+        false => None,
+    };
     let addrs = resolve(&target, report)?;
     let tcp = connect(&addrs, options.timeout, report)?;
-    if target.tls {
-        let tls = tls_handshake(&target, options, tcp, report)?;
+    if let Some(config) = tls_config {
+        let tls = tls_handshake(&target, options, config, tcp, report)?;
         websocket(&target, options, rustls::StreamOwned::new(tls.0, tls.1), report)
     } else {
         report.ok("TLS", "none: ws:// is plain text (use wss:// on the public internet)".into());
@@ -239,8 +241,14 @@ fn connect(addrs: &[SocketAddr], timeout: Duration, report: &mut Report) -> Resu
 
 type Tls = (rustls::ClientConnection, TcpStream);
 
-fn tls_handshake(target: &Target, options: &Options, mut tcp: TcpStream, report: &mut Report) -> Result<Tls, Failed> {
-    let (config, recorder, trusted) = client_config(options).map_err(|e| report.fail("TLS", e))?;
+fn tls_handshake(
+    target: &Target,
+    options: &Options,
+    setup: ClientSetup,
+    mut tcp: TcpStream,
+    report: &mut Report,
+) -> Result<Tls, Failed> {
+    let ClientSetup { config, recorder, trusted } = setup;
     let name = ServerName::try_from(target.host.clone())
         .map_err(|_| report.fail("TLS", format!("{:?} is not a valid host name for TLS", target.host)))?;
     let mut tls = rustls::ClientConnection::new(config, name.clone()).map_err(|e| report.fail("TLS", e.to_string()))?;
@@ -493,51 +501,70 @@ impl ServerCertVerifier for Recorder {
     }
 }
 
-/// The client configuration, its recorder, and a description of what it trusts.
-fn client_config(options: &Options) -> Result<(Arc<rustls::ClientConfig>, Arc<Recorder>, String), String> {
-    let (roots, trusted) = trust_roots(&options.ca_files)?;
+/// The client side of the TLS step, ready before connecting.
+struct ClientSetup {
+    config: Arc<rustls::ClientConfig>,
+    recorder: Arc<Recorder>,
+    /// What it trusts, in words.
+    trusted: String,
+}
+
+/// The client configuration; on failure, the step at fault (`CA file`, `client
+/// certificate` or `TLS`) and what is wrong.
+fn client_config(options: &Options) -> Result<ClientSetup, (&'static str, String)> {
+    let (roots, trusted) = trust_roots(&options.ca_files).map_err(|e| ("CA file", e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
         .build()
-        .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+        .map_err(|e| ("CA file", format!("cannot build the certificate verifier: {e}")))?;
     let recorder = Arc::new(Recorder { inner, seen: Mutex::new(None) });
     let versions: &[&rustls::SupportedProtocolVersion] = match options.tls_version.as_deref() {
         None => rustls::ALL_VERSIONS,
         Some("1.3") => &[&rustls::version::TLS13],
         Some("1.2") => &[&rustls::version::TLS12],
-        Some(other) => return Err(format!("TLS version {other:?}: use 1.2 or 1.3")),
+        Some(other) => return Err(("TLS", format!("TLS version {other:?}: use 1.2 or 1.3"))),
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ("TLS", e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::clone(&recorder) as Arc<dyn ServerCertVerifier>);
     let mut config = match &options.client_cert {
         None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = read_certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| format!("client certificate: {e}"))?
-        }
+        Some((cert, key)) => client_auth(builder, cert, key).map_err(|e| ("client certificate", e))?,
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((Arc::new(config), recorder, trusted))
+    Ok(ClientSetup { config: Arc::new(config), recorder, trusted })
+}
+
+fn client_auth(
+    builder: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    cert: &Path,
+    key: &Path,
+) -> Result<rustls::ClientConfig, String> {
+    let chain = read_certs(cert, "--cert path")?;
+    let pem = read_file(key, "--key path")?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&pem).map_err(|e| format!("{}: no usable private key ({e})", key.display()))?;
+    builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())
 }
 
 fn trust_roots(ca_files: &[PathBuf]) -> Result<(rustls::RootCertStore, String), String> {
-    let files: Vec<PathBuf> = if ca_files.is_empty() {
-        let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-        let system = SYSTEM_CA_BUNDLES.iter().map(PathBuf::from).find(|p| p.exists());
-        from_env.or(system).into_iter().collect()
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let (files, given_by): (Vec<PathBuf>, &str) = if !ca_files.is_empty() {
+        (ca_files.to_vec(), "--ca path")
+    } else if let Some(file) = from_env {
+        (vec![file], "SSL_CERT_FILE variable")
     } else {
-        ca_files.to_vec()
+        let system = SYSTEM_CA_BUNDLES.iter().map(PathBuf::from).find(|p| p.exists());
+        (system.into_iter().collect(), "system CA bundle")
     };
     if files.is_empty() {
         return Err("no CA certificates to trust: pass --ca FILE (no system bundle found)".into());
     }
     let mut roots = rustls::RootCertStore::empty();
     for file in &files {
-        let (added, _ignored) = roots.add_parsable_certificates(read_certs(file)?);
+        let (added, _ignored) = roots.add_parsable_certificates(read_certs(file, given_by)?);
         if added == 0 {
             return Err(format!("{}: no usable CA certificate in this file", file.display()));
         }
@@ -546,14 +573,26 @@ fn trust_roots(ca_files: &[PathBuf]) -> Result<(rustls::RootCertStore, String), 
     Ok((roots, format!("CA file {}", names.join(", "))))
 }
 
-fn read_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+/// The certificates in a PEM file; `given_by` says where its name came from, for the fix.
+fn read_certs(path: &Path, given_by: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = read_file(path, given_by)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: malformed PEM ({e})", path.display()))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate in this file", path.display()));
+        return Err(format!(
+            "{}: no certificate in this file (expected \"-----BEGIN CERTIFICATE-----\"); check the {given_by}",
+            path.display()
+        ));
     }
     Ok(certs)
+}
+
+fn read_file(path: &Path, given_by: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{}: file not found; check the {given_by}", path.display()),
+        _ => format!("{}: cannot read it ({e}); check the {given_by}", path.display()),
+    })
 }
 
 fn websocket<S: Read + Write>(
@@ -573,7 +612,8 @@ fn upgrade<S: Read + Write>(
     stream: S,
     report: &mut Report,
 ) -> Result<WebSocket<S>, Failed> {
-    let url = format!("{}://{}:{}{}", target.scheme, target.host, target.port, target.path);
+    let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host.clone() }; // IPv6
+    let url = format!("{}://{host}:{}{}", target.scheme, target.port, target.path);
     let mut request = url.into_client_request().map_err(|e| report.fail("HTTP Upgrade", e.to_string()))?;
     if !options.subprotocols.is_empty() {
         let offered = options.subprotocols.join(", ");
@@ -621,7 +661,12 @@ fn upgrade_failure(e: tungstenite::Error, options: &Options, report: &mut Report
                 502..=504 => "a reverse proxy could not reach the WebSocket server behind it",
                 _ => "the server did not switch to WebSocket",
             };
-            report.fail("HTTP Upgrade", format!("{hint}: HTTP {} {}", response.status(), body.trim()))
+            // Servers (tinywss among them) often begin the body with the status again.
+            let status = response.status();
+            let body = body.trim();
+            let body = body.strip_prefix(status.as_str()).map_or(body, str::trim_start);
+            let body = if body.is_empty() { String::new() } else { format!(": {body}") };
+            report.fail("HTTP Upgrade", format!("{hint}: HTTP {status}{body}"))
         }
         tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol)) => {
             let offered = options.subprotocols.join(", ");

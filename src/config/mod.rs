@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::http::Policy;
+use crate::listen::Addresses;
 use crate::tls::{Setup, TlsSettings};
 use crate::Error;
 
@@ -21,7 +22,7 @@ use crate::Error;
 /// surface at start-up, naming the file at fault, not at the first client.
 #[derive(Clone)]
 pub struct Config {
-    pub(crate) bind: String,
+    pub(crate) bind: Addresses,
     pub(crate) tls: Setup,
     pub(crate) limits: Limits,
     pub(crate) policy: Policy,
@@ -90,9 +91,16 @@ impl Config {
         ConfigBuilder::default()
     }
 
-    /// The address the server will listen on, as configured.
+    /// The first address the server will listen on, as configured (see
+    /// [`bind_addrs`](Self::bind_addrs) for all of them).
     pub fn bind_addr(&self) -> &str {
-        &self.bind
+        self.bind.as_slice().first().map_or("", String::as_str)
+    }
+
+    /// Every address the server will listen on, in order: those given to
+    /// [`ConfigBuilder::bind`], or the default pair.
+    pub fn bind_addrs(&self) -> &[String] {
+        self.bind.as_slice()
     }
 }
 
@@ -100,7 +108,7 @@ impl fmt::Debug for Config {
     // The rustls config holds the private key: show only what is safe to log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("bind", &self.bind)
+            .field("bind", &self.bind.as_slice())
             .field("tls", &"<certificate and key>")
             .field("limits", &self.limits)
             .field("policy", &self.policy)
@@ -126,10 +134,10 @@ pub enum SlowConsumerPolicy {
 
 /// Builds a [`Config`]. Every setter names its default.
 ///
-/// Setters that take a list add to it: [`subprotocols`](Self::subprotocols),
-/// [`allowed_origins`](Self::allowed_origins), [`websocket_path`](Self::websocket_path)
-/// and [`sni_pem_files`](Self::sni_pem_files) can be called again to add more. All the
-/// other setters replace the value.
+/// Setters that take a list add to it: [`bind`](Self::bind),
+/// [`subprotocols`](Self::subprotocols), [`allowed_origins`](Self::allowed_origins),
+/// [`websocket_path`](Self::websocket_path) and [`sni_pem_files`](Self::sni_pem_files)
+/// can be called again to add more. All the other setters replace the value.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -143,7 +151,8 @@ pub enum SlowConsumerPolicy {
 /// ```
 #[derive(Debug, Default)]
 pub struct ConfigBuilder {
-    bind: Option<String>,
+    /// Empty: the default addresses.
+    bind: Vec<String>,
     /// Set by the setters in `tls.rs`.
     tls: TlsSettings,
     /// Set by the setters in `limits.rs`.
@@ -156,12 +165,20 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// The address to listen on, e.g. `"0.0.0.0:443"`; port 0 picks a free port
-    /// (read it back with [`Server::local_addr`](crate::Server::local_addr)).
+    /// An address to listen on, e.g. `"0.0.0.0:443"`. Called once, the server listens
+    /// on that address only; each further call adds one (a socket each, all served
+    /// alike), e.g. `.bind("0.0.0.0:443").bind("[::]:443")` for IPv4 and IPv6 from
+    /// everywhere, where the system keeps the two apart (`net.ipv6.bindv6only`; on
+    /// Linux, `[::]` alone usually takes IPv4 too, and the second then fails to bind).
+    /// Port 0 picks a free port, one per address; read them back with
+    /// [`Server::local_addrs`](crate::Server::local_addrs).
     ///
-    /// Defaults to `"127.0.0.1:8443"`: reachable from this machine only.
+    /// Defaults to `"127.0.0.1:8443"` and `"[::1]:8443"`: both loopback addresses, so
+    /// `wss://localhost:8443/` works whichever of the two a client tries, and nothing
+    /// outside this machine reaches the server. (On a machine without IPv6 the second
+    /// is skipped, with a line in the log.)
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
-        self.bind = Some(addr.into());
+        self.bind.push(addr.into());
         self
     }
 
@@ -185,7 +202,7 @@ impl ConfigBuilder {
             }
         }
         let tls = self.tls.build()?;
-        let bind = self.bind.unwrap_or_else(|| "127.0.0.1:8443".into());
+        let bind = Addresses::new(self.bind);
         let mut limits = self.limits;
         if tls.is_plain() && !self.per_ip_chosen {
             limits.max_connections_per_ip = None;

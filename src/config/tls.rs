@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ConfigBuilder;
-use crate::tls::{ClientAuth, PemPair};
+use crate::tls::{ClientAuth, DefaultIdentity, PemPair};
 
 /// TLS settings.
 impl ConfigBuilder {
@@ -14,11 +14,28 @@ impl ConfigBuilder {
     /// (PKCS#8, PKCS#1/RSA or SEC1/EC). Clients that send no server name (SNI), or one
     /// that no [`sni_pem_files`](Self::sni_pem_files) entry covers, get this certificate.
     ///
-    /// Required unless [`plain_ws_behind_proxy`](Self::plain_ws_behind_proxy); there is
-    /// no default. Both files are read and checked by [`build`](Self::build), and
+    /// Required unless [`development_certificate`](Self::development_certificate) or
+    /// [`plain_ws_behind_proxy`](Self::plain_ws_behind_proxy); there is no default. Both files are read and checked by [`build`](Self::build), and
     /// watched for renewal afterwards (see [`tls_reload_interval`](Self::tls_reload_interval)).
     pub fn tls_pem_files(mut self, cert_chain: impl Into<PathBuf>, private_key: impl Into<PathBuf>) -> Self {
-        self.tls.default = Some(PemPair { cert: cert_chain.into(), key: private_key.into() });
+        self.tls.default = Some(DefaultIdentity::Files(PemPair { cert: cert_chain.into(), key: private_key.into() }));
+        self
+    }
+
+    /// Serves a development certificate from `dir`, for trying things on this machine:
+    /// [`build`](Self::build) makes a local CA (`ca.pem`) and a certificate for
+    /// `localhost`, `127.0.0.1` and `::1` signed by it (`server.pem`, and `server.key`
+    /// with mode 0600) on first use, and reuses them afterwards (new ones replace them
+    /// 30 days before they expire, about two years on). Clients must trust `dir/ca.pem`;
+    /// a `warn` line says so at start, and that this is not for production. See
+    /// [`DevelopmentCertificate`](crate::DevelopmentCertificate).
+    ///
+    /// Defaults to none. Instead of [`tls_pem_files`](Self::tls_pem_files): the later
+    /// call of the two wins. A `server.pem` in `dir` that is not a development
+    /// certificate is never replaced: `build` refuses it instead.
+    pub fn development_certificate(mut self, dir: impl Into<PathBuf>) -> Self {
+        let make = crate::tls::make_development_certificate;
+        self.tls.default = Some(DefaultIdentity::Development { dir: dir.into(), make });
         self
     }
 

@@ -19,9 +19,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use super::info::{days_between, utc, CertificateInfo};
 use crate::{CertProblem, Error};
 
-/// Text that the development certificates in `certs/` carry in their subject, so the
+/// Text that development certificates (`dev_cert.rs`) carry in their subject, so the
 /// server can warn when one of them is about to face real users.
-const DEV_CERT_MARKER: &str = "tinywss development";
+pub(crate) const DEV_CERT_MARKER: &str = "tinywss development";
+
+/// The file beside a development certificate that holds the CA clients must trust.
+pub(crate) const DEV_CA_FILE: &str = "ca.pem";
 
 /// What the checks that only warn compare against.
 #[derive(Clone, Debug)]
@@ -337,11 +340,7 @@ fn warn_chain(warnings: &mut Vec<String>, path: &Path, chain: &[CertificateInfo]
     let leaf = &chain[0];
     if leaf.subject.contains(DEV_CERT_MARKER) {
         // Its CA is meant to be installed by hand in each client, so no intermediate.
-        return warnings.push(format!(
-            "{}: this is a tinywss development certificate (made by examples/dev_certs): \
-             fine on this machine, never in production",
-            path.display()
-        ));
+        return warnings.push(development_warning(path, leaf));
     }
     if chain.len() == 1 && !leaf.is_self_issued() {
         warnings.push(format!(
@@ -365,6 +364,23 @@ fn warn_chain(warnings: &mut Vec<String>, path: &Path, chain: &[CertificateInfo]
             ));
         }
     }
+}
+
+/// The one line that announces a development certificate: what it is, and the CA
+/// clients must trust, where it is.
+fn development_warning(path: &Path, leaf: &CertificateInfo) -> String {
+    let ca = path.with_file_name(DEV_CA_FILE);
+    let trust = if ca.is_file() {
+        format!("clients must trust its CA, {}", ca.display())
+    } else {
+        format!("clients must trust the CA made with it ({DEV_CA_FILE})")
+    };
+    format!(
+        "{}: development certificate for {}, never in production; {trust} (curl --cacert, \
+         NODE_EXTRA_CA_CERTS, or import it in the browser as an authority)",
+        path.display(),
+        leaf.alt_names().join(", ")
+    )
 }
 
 /// The files of one TLS identity.

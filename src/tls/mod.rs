@@ -9,6 +9,7 @@
 
 mod client_auth;
 mod der;
+mod dev_cert;
 mod info;
 mod load;
 mod reload;
@@ -19,11 +20,13 @@ use std::sync::Arc;
 
 use rustls::version::{TLS12, TLS13};
 
+pub(crate) use dev_cert::ensure as make_development_certificate;
+pub use dev_cert::DevelopmentCertificate;
 pub use info::CertificateInfo;
 pub(crate) use load::PemPair;
 pub(crate) use reload::Reloader;
 pub use settings::ClientAuth;
-pub(crate) use settings::TlsSettings;
+pub(crate) use settings::{DefaultIdentity, TlsSettings};
 
 use reload::Identity;
 use resolver::CertStore;
@@ -54,13 +57,7 @@ impl TlsSettings {
         if self.plain {
             return self.plain_setup();
         }
-        let default = self.default.ok_or_else(|| {
-            Error::Config(
-                "no TLS identity: call tls_pem_files(certificate, key), or plain_ws_behind_proxy(true) \
-                 when a reverse proxy terminates TLS"
-                    .into(),
-            )
-        })?;
+        let default = default_files(self.default)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let checks = load::Checks { expiry_warning: self.expiry_warning };
         let mut identities = vec![Identity { name: None, files: default, host: self.public_host }];
@@ -85,12 +82,28 @@ impl TlsSettings {
     fn plain_setup(self) -> Result<Setup, Error> {
         if self.default.is_some() || !self.by_name.is_empty() || self.client_auth.is_some() {
             return Err(Error::Config(
-                "plain_ws_behind_proxy(true) serves no TLS: remove tls_pem_files, sni_pem_files and \
-                 client_auth, or keep TLS and drop plain_ws_behind_proxy"
+                "plain_ws_behind_proxy(true) serves no TLS: remove tls_pem_files, development_certificate, \
+                 sni_pem_files and client_auth, or keep TLS and drop plain_ws_behind_proxy"
                     .into(),
             ));
         }
         Ok(Setup { server_config: None, reloader: None })
+    }
+}
+
+/// The files of the default identity; a development certificate is made first if needed.
+fn default_files(default: Option<DefaultIdentity>) -> Result<PemPair, Error> {
+    match default {
+        Some(DefaultIdentity::Files(files)) => Ok(files),
+        Some(DefaultIdentity::Development { dir, make }) => {
+            let files = make(&dir)?;
+            Ok(PemPair { cert: files.cert, key: files.key })
+        }
+        None => Err(Error::Config(
+            "no TLS identity: call tls_pem_files(certificate, key), development_certificate(folder) \
+             on this machine, or plain_ws_behind_proxy(true) when a reverse proxy terminates TLS"
+                .into(),
+        )),
     }
 }
 

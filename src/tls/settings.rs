@@ -2,10 +2,12 @@
 //! `config/tls.rs`): certificates, SNI, client certificates, versions, renewal, and the
 //! plain `ws://` opt-in. `TlsSettings::build` (in `tls/mod.rs`) loads and checks them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::dev_cert::DevelopmentCertificate;
 use super::load::PemPair;
+use crate::Error;
 
 /// Whether clients must present a certificate; see [`ConfigBuilder::client_auth`](crate::ConfigBuilder::client_auth).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,10 +22,24 @@ pub enum ClientAuth {
     Optional,
 }
 
+/// Where the default TLS identity comes from.
+#[derive(Debug)]
+pub(crate) enum DefaultIdentity {
+    /// A certificate chain and key the application names.
+    Files(PemPair),
+    /// A development certificate in `dir`, made by `make` if needed.
+    Development { dir: PathBuf, make: MakeDevelopmentCertificate },
+}
+
+/// Makes (or finds) the development certificate in a folder. Passed in by the setter
+/// rather than called by name, so that only programs that call
+/// `development_certificate` link the certificate writer (17 KB of a 1.4 MB server).
+pub(crate) type MakeDevelopmentCertificate = fn(&Path) -> Result<DevelopmentCertificate, Error>;
+
 /// The TLS settings as given to the builder; checked and loaded by `TlsSettings::build`.
 #[derive(Debug)]
 pub(crate) struct TlsSettings {
-    pub(crate) default: Option<PemPair>,
+    pub(crate) default: Option<DefaultIdentity>,
     pub(crate) by_name: Vec<(String, PemPair)>,
     pub(crate) public_host: Option<String>,
     pub(crate) expiry_warning: Duration,

@@ -4,8 +4,6 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
-#[path = "../../examples/common/dev_certs.rs"]
-mod dev_certs;
 pub mod logs;
 pub mod pki;
 
@@ -17,10 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
-use tinywss::{ConfigBuilder, ConnectionId, Event, Handle, Server};
+use tinywss::{ConfigBuilder, ConnectionId, DevelopmentCertificate, Event, Handle, Server};
 use tungstenite::WebSocket;
-
-pub use dev_certs::DevCerts;
 
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -53,16 +49,17 @@ impl Drop for TempDir {
     }
 }
 
-/// A fresh CA and localhost certificate in a temporary directory.
+/// A fresh CA and localhost certificate in a temporary directory: the library's own
+/// development certificate, as the examples and applications get it.
 pub struct TestCerts {
     pub dir: TempDir,
-    pub files: DevCerts,
+    pub files: DevelopmentCertificate,
 }
 
 impl TestCerts {
     pub fn new() -> TestCerts {
         let dir = TempDir::new();
-        let files = dev_certs::generate(&dir.0).unwrap();
+        let files = DevelopmentCertificate::generate(&dir.0).unwrap();
         TestCerts { dir, files }
     }
 }
@@ -200,7 +197,8 @@ pub fn connect_with(
     let server_name = ServerName::try_from(name.to_owned()).unwrap();
     let tls = rustls::ClientConnection::new(config, server_name).unwrap();
     let stream = rustls::StreamOwned::new(tls, tcp);
-    let url = format!("wss://{name}:{}{path}", addr.port());
+    let host = if name.contains(':') { format!("[{name}]") } else { name.to_owned() }; // IPv6
+    let url = format!("wss://{host}:{}{path}", addr.port());
     tungstenite::client::client(url, stream).map(|(ws, _response)| ws).map_err(|e| match e {
         tungstenite::HandshakeError::Failure(e) => e,
         tungstenite::HandshakeError::Interrupted(_) => panic!("blocking handshake interrupted"),

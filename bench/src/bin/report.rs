@@ -371,7 +371,7 @@ tungstenite`: `sync_ws_server.rs`, the echo loop of tungstenite's README over ru
 `send` (write + flush) for every message, so one TLS record and one `write` per echo; what tinywss \
 is built from, used directly. `rustls floor`: `tls_echo_server.rs`, tokio-rustls echoing \
 4-byte-length-prefixed frames, no WebSocket: the TLS cost floor. All use rustls 0.23 with the ring provider, TLS 1.3, default session tickets, and \
-the same ECDSA P-256 certificate (made by `certgen` with the examples' dev_certs code). The tokio servers run as many worker threads as CPUs \
+the same ECDSA P-256 certificate (made by `certgen` with the library's `DevelopmentCertificate`). The tokio servers run as many worker threads as CPUs \
 they are allowed (1 when pinned). Optional peers, when Node.js and Python are installed: \
 `node-ws` (`bench/peers/node_echo.js`: Node's `https` + the `ws` package from npm) and \
 `python-websockets` (`bench/peers/python_echo.py`: the `websockets` asyncio server from PyPI with \
