@@ -2,9 +2,8 @@
 //!
 //! Echo (`--mode events`, the default): every data message comes back to its sender
 //! through `Handle::send`, from the application thread that reads `Server::events`, as a
-//! real application would. `--mode handler` is for the library's handler API, which this
-//! build does not have yet: it exits with a message (see [`serve_handler`]). The
-//! "listening" line names the mode.
+//! real application would. `--mode handler`: each client's thread echoes its own
+//! messages (`Server::serve`). The "listening" line names the mode.
 //!
 //! Push (`--push-rate`): when a client sends the text message `start N` and N
 //! connections are open, a separate application thread sends `--push-count` binary messages at `--push-rate` per second
@@ -21,6 +20,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ const USAGE: &str = "usage: tinywss_server --cert PEM --key PEM [--mode events|h
 enum Mode {
     /// One application thread reads `Server::events`.
     Events,
-    /// The library's handler API (not in this build yet).
+    /// Each client's own thread answers (`Server::serve`).
     Handler,
 }
 
@@ -144,13 +144,53 @@ fn serve_events(config: Config, push: Option<PushPlan>, lifetime: Duration) {
     }
 }
 
-/// `--mode handler`: **the place for the handler-mode server**, written against the
-/// library's handler API once it exists. It should do what [`serve_events`] does: print
-/// "listening ADDR (mode handler)" once bound, echo every data message, answer `start N`
-/// with the push plan, and stop after `lifetime`. Until then it says so and exits.
-fn serve_handler(_config: Config, _push: Option<PushPlan>, _lifetime: Duration) {
-    eprintln!("tinywss_server: --mode handler is not available in this build (the library has no handler API yet)");
-    std::process::exit(2);
+/// `--mode handler`: each client is served on its own thread by `Server::serve`, which
+/// echoes every data message; a `start N` message arms the push plan as in events mode.
+fn serve_handler(config: Config, push: Option<PushPlan>, lifetime: Duration) {
+    // The connections open now, and the push plan waiting for enough of them.
+    let state = Arc::new(Mutex::new((BTreeSet::new(), None::<usize>)));
+    let handle_slot: Arc<OnceLock<Handle>> = Arc::default();
+    let (shared, slot) = (Arc::clone(&state), Arc::clone(&handle_slot));
+    let server = Server::serve(config, move |conn| {
+        let id = conn.id();
+        shared.lock().unwrap().0.insert(id);
+        arm_push(&shared, push, &slot);
+        while let Some(message) = conn.recv() {
+            match (&push, &message) {
+                (Some(_), Message::Text(text)) if text.starts_with("start") => {
+                    shared.lock().unwrap().1 = Some(text["start".len()..].trim().parse().unwrap_or(1));
+                    arm_push(&shared, push, &slot);
+                }
+                _ => conn.send(message)?,
+            }
+        }
+        shared.lock().unwrap().0.remove(&id);
+        Ok(())
+    })
+    .unwrap_or_else(|e| {
+        eprintln!("tinywss_server: {e}");
+        std::process::exit(1);
+    });
+    let _ = handle_slot.set(server.handle());
+    println!("listening {} (mode handler)", server.local_addr());
+    let _ = std::io::stdout().flush();
+    let stopper = server.handle();
+    thread::spawn(move || {
+        thread::sleep(lifetime);
+        let _ = stopper.shutdown();
+    });
+    for _ in server.events() {}
+}
+
+/// Starts the push plan once `start N` has come and N connections are open.
+fn arm_push(state: &Mutex<(BTreeSet<ConnectionId>, Option<usize>)>, push: Option<PushPlan>, handle: &OnceLock<Handle>) {
+    let (Some(plan), Some(handle)) = (push, handle.get()) else { return };
+    let mut state = state.lock().unwrap();
+    if state.1.is_some_and(|n| state.0.len() >= n) {
+        state.1 = None;
+        let (handle, conns) = (handle.clone(), state.0.iter().copied().collect());
+        thread::spawn(move || push_messages(plan, &handle, conns));
+    }
 }
 
 /// Sends the planned messages, each stamped just before the library call.
