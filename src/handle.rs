@@ -12,6 +12,7 @@ use tungstenite::Message as WsMessage;
 
 use crate::hub::Registry;
 use crate::stats::Counters;
+use crate::threads::Started;
 use crate::tls::Reloader;
 use crate::wait::Waker;
 use crate::{ConnectionId, Error, Message, Stats};
@@ -52,8 +53,9 @@ pub(crate) struct Shared {
 
 /// The server's threads and the signals that stop them.
 pub(crate) struct Threads {
-    /// Returns the connection threads it started.
-    pub(crate) acceptor: JoinHandle<Vec<JoinHandle<()>>>,
+    pub(crate) acceptor: JoinHandle<()>,
+    /// Every handshake worker and connection thread not joined yet.
+    pub(crate) started: Arc<Started>,
     /// Dropped to release connection threads waiting on a full events channel.
     pub(crate) shutdown_signal: Sender<()>,
     /// Disconnects when the last connection thread ends.
@@ -203,14 +205,14 @@ impl Handle {
         // 1. No new clients: every connection the acceptor started is registered by now.
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.acceptor_waker.wake();
-        let connections = threads.acceptor.join().unwrap_or_default();
+        let _ = threads.acceptor.join();
         // 2. Every connection, open or in handshake, is asked to close with 1001.
         self.shared.registry.shutdown();
         // 3. Threads waiting on a full events channel give up on it.
         drop(threads.shutdown_signal);
         let all_done = matches!(threads.alive.recv_deadline(deadline), Err(RecvTimeoutError::Disconnected));
         let mut running = 0;
-        for thread in connections {
+        for thread in threads.started.take_all() {
             if all_done || thread.is_finished() {
                 let _ = thread.join();
             } else {

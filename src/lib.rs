@@ -11,8 +11,9 @@
 //!         │ in total and per address: admission.rs)
 //!         ▼
 //!  one thread per client ("tinywss-conn-<id>", small stack; connection/)
-//!    TLS handshake (rustls)      ─┐ one deadline for both, on a short-lived
-//!    HTTP/1.1 Upgrade (http/)    ─┘ thread of their own ("tinywss-hs-<id>")
+//!    TLS handshake (rustls)      ─┐ one deadline for both, on a parked handshake
+//!    HTTP/1.1 Upgrade (http/)    ─┘ worker ("tinywss-hs-<n>", threads.rs) that then
+//!                                   starts the client's own thread
 //!    frame loop (tungstenite): poll(socket, waker, timers)
 //!         │ Event                                   ▲ Message (bounded outbox per client)
 //!         │ (bounded channel, in order per client)  │ + waker
@@ -182,8 +183,9 @@ mod server;
 // the events channel.
 mod hub;
 
-// One client's thread, phase by phase: TLS, HTTP, frames.
+// One client's thread, phase by phase: TLS, HTTP, frames; the threads that run them.
 mod connection;
+mod threads;
 
 // What the phases use: HTTP as pure functions, TLS set-up and certificates, waiting.
 mod http;

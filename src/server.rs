@@ -1,7 +1,7 @@
 //! [`Server::bind`]: the listening socket and the acceptor thread.
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::admission::{address_key, Admission, Refusal, Verdict};
-use crate::connection::{self, Accepted, Connection, Context, Handler, HandlerError};
+use crate::connection::{Accepted, Connection, Context, Handler, HandlerError, Lifeline};
 use crate::handle::{Handle, Shared, Threads};
 use crate::hub::{outbox, EventSink, Registry};
 use crate::log_limit::{more, Throttle};
 use crate::stats::{bump, Counters};
+use crate::threads::{Started, Workers};
 use crate::tls::Reloader;
 use crate::wait::{wait_readable, Waker};
 use crate::{Config, ConnectionId, Error, Event};
@@ -109,15 +110,18 @@ impl Server {
                 .in_handler_mode(handler.is_some()),
         );
 
+        let waker = Arc::new(Waker::new()?);
+        let started = Arc::new(Started::new(Arc::clone(&waker)));
         let acceptor = Acceptor {
             admission: Admission::new(&context.limits),
             turned_away: Throttle::default(),
             listeners,
-            waker: Arc::new(Waker::new()?),
+            waker,
             stop: Arc::new(AtomicBool::new(false)),
+            workers: Workers::new(&context.limits, Arc::clone(&started), alive.clone()),
             context,
             alive,
-            ended: Arc::new(AtomicUsize::new(0)),
+            started: Arc::clone(&started),
             next_id: 1,
             reloader: tls.reloader.clone(),
             handler,
@@ -134,7 +138,7 @@ impl Server {
             );
         }
 
-        let threads = Threads { acceptor, shutdown_signal, alive: alive_rx };
+        let threads = Threads { acceptor, started, shutdown_signal, alive: alive_rx };
         let shared = Shared {
             registry,
             stats,
@@ -202,8 +206,10 @@ struct Acceptor {
     context: Arc<Context>,
     /// Cloned into every connection thread; the receiver sees it disconnect when all end.
     alive: Sender<()>,
-    /// How many connection threads have ended (each then rings `waker`).
-    ended: Arc<AtomicUsize>,
+    /// The handshake workers, which start each WebSocket's thread.
+    workers: Workers,
+    /// The threads started so far, joined as they end.
+    started: Arc<Started>,
     next_id: u64,
     /// Checks the certificate files for renewal between accepts.
     reloader: Option<Arc<Reloader>>,
@@ -212,14 +218,13 @@ struct Acceptor {
 }
 
 impl Acceptor {
-    /// Accepts until stopped; returns the connection threads that may still be running.
-    fn run(mut self) -> Vec<JoinHandle<()>> {
-        let mut threads = Vec::new();
+    /// Accepts until stopped. The threads still running are the shutdown's to join.
+    fn run(mut self) {
         let mut reaped = 0;
         while !self.stop.load(Ordering::SeqCst) {
             let next_check = self.reloader.as_ref().and_then(|r| r.next_check());
             // A thread that said it ended may still be exiting: look again shortly.
-            let reap_soon = (self.ended.load(Ordering::SeqCst) > reaped).then(|| Instant::now() + REAP_RETRY);
+            let reap_soon = (self.started.ended() > reaped).then(|| Instant::now() + REAP_RETRY);
             let deadline = [next_check, reap_soon].into_iter().flatten().min();
             match wait_readable(&self.listeners, &self.waker, deadline) {
                 Ok(true) => self.waker.reset(),
@@ -229,30 +234,25 @@ impl Acceptor {
                     break;
                 }
             }
-            self.accept_ready(&mut threads);
+            self.accept_ready();
             if let Some(reloader) = &self.reloader {
                 reloader.tick(Instant::now());
             }
-            reaped += reap_finished(&mut threads);
+            reaped += self.started.reap();
         }
         log::debug!("acceptor: stopped");
-        threads
     }
 
-    fn accept_ready(&mut self, threads: &mut Vec<JoinHandle<()>>) {
+    fn accept_ready(&mut self) {
         for i in 0..self.listeners.len() {
-            self.accept_from(i, threads);
+            self.accept_from(i);
         }
     }
 
-    fn accept_from(&mut self, listener: usize, threads: &mut Vec<JoinHandle<()>>) {
+    fn accept_from(&mut self, listener: usize) {
         loop {
             match self.listeners[listener].accept() {
-                Ok((socket, peer)) => {
-                    if let Some(thread) = self.admit(socket, peer) {
-                        threads.push(thread);
-                    }
-                }
+                Ok((socket, peer)) => self.admit(socket, peer),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
@@ -266,16 +266,14 @@ impl Acceptor {
         }
     }
 
-    /// Starts a thread for a new client, or refuses it cheaply (before any TLS work).
-    fn admit(&mut self, socket: TcpStream, peer: SocketAddr) -> Option<JoinHandle<()>> {
+    /// Hands a new client to a handshake worker, or refuses it cheaply (before any TLS
+    /// work).
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr) {
         let address = address_key(peer.ip());
         let shed = match self.admission.decide(address) {
             Verdict::Admit => None,
             Verdict::AdmitShedding(shed) => Some(shed),
-            Verdict::Refuse(refusal) => {
-                self.refused(peer, refusal);
-                return None;
-            }
+            Verdict::Refuse(refusal) => return self.refused(peer, refusal),
         };
         let id = ConnectionId(self.next_id);
         self.next_id += 1;
@@ -286,13 +284,9 @@ impl Acceptor {
                  (max_handshakes or max_connections reached)"
             ));
         }
-        match self.start(id, socket, peer, address) {
-            Ok(thread) => Some(thread),
-            Err(e) => {
-                bump(&self.context.stats.refused);
-                self.turned_away(format_args!("{id}: cannot serve {peer}: {e}"));
-                None
-            }
+        if let Err(e) = self.start(id, socket, peer, address) {
+            bump(&self.context.stats.refused);
+            self.turned_away(format_args!("{id}: cannot serve {peer}: {e}"));
         }
     }
 
@@ -313,20 +307,14 @@ impl Acceptor {
         }
     }
 
-    fn start(
-        &mut self,
-        id: ConnectionId,
-        socket: TcpStream,
-        peer: SocketAddr,
-        address: IpAddr,
-    ) -> std::io::Result<JoinHandle<()>> {
+    fn start(&mut self, id: ConnectionId, socket: TcpStream, peer: SocketAddr, address: IpAddr) -> std::io::Result<()> {
         socket.set_nonblocking(true)?;
         // Small WebSocket messages must leave at once, not wait for Nagle's algorithm.
         socket.set_nodelay(true)?;
         let (sender, outbox) = outbox(Waker::new()?);
-        // Counted in before the thread starts: if it cannot, its slot counts it out.
+        // Counted in before a worker has it: if none can, its slot counts it out.
         let slot = self.admission.admitted(id, address, sender.control());
-        let conn = Accepted {
+        let accepted = Accepted {
             id,
             peer,
             socket,
@@ -334,110 +322,16 @@ impl Acceptor {
             context: Arc::clone(&self.context),
             slot,
             handler: self.handler.clone(),
+            lifeline: Lifeline::new(Arc::clone(&self.context.stats), self.alive.clone()),
         };
-        let open = OpenGuard::new(Arc::clone(&self.context.stats));
-        let alive = self.alive.clone();
-        let (ended, acceptor) = (Arc::clone(&self.ended), Arc::clone(&self.waker));
-        // Register before the thread runs, so its unregistering can never come first.
+        // Registered before a worker runs it, so its unregistering can never come first.
         self.context.registry.register(id, sender);
-        let spawned = thread::Builder::new()
-            .name(format!("tinywss-conn-{}", id.0))
-            .stack_size(connection::stack_size(&self.context.limits))
-            .spawn(move || {
-                // Dropped in reverse order on every way out, a panic included: the
-                // connection stops counting as open, then the acceptor hears of the end.
-                let _ended = Ended { count: ended, acceptor };
-                let _open = (open, alive);
-                connection::run(conn);
-            });
-        match spawned {
-            Ok(thread) => {
-                bump(&self.context.stats.accepted);
-                log::debug!("{id}: accepted {peer}");
-                Ok(thread)
-            }
-            Err(e) => {
-                self.context.registry.unregister(id);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Joins the connection threads that have finished, so none outlives its handle:
-/// a finished thread may still be exiting, and a dropped handle would not wait for it.
-fn reap_finished(threads: &mut Vec<JoinHandle<()>>) -> usize {
-    let before = threads.len();
-    let mut i = 0;
-    while i < threads.len() {
-        if threads[i].is_finished() {
-            let thread = threads.swap_remove(i);
-            let name = thread.thread().name().unwrap_or_default().to_owned();
-            if thread.join().is_err() {
-                // The connection thread catches the panics of its phases; this one came
-                // from its cleanup, after the connection was forgotten.
-                log::error!("{name}: panicked while ending");
-            }
-        } else {
-            i += 1;
-        }
-    }
-    before - threads.len()
-}
-
-/// Tells the acceptor that a connection thread has ended, however it ended (a panic
-/// included), so that it is joined soon: until then its stack stays mapped. Every
-/// thread the acceptor joins has said so first, which keeps `ended` in step with the
-/// threads joined: one that never said so would make the acceptor stop looking again
-/// for a later thread still exiting.
-struct Ended {
-    count: Arc<AtomicUsize>,
-    acceptor: Arc<Waker>,
-}
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        self.acceptor.wake();
+        self.workers.submit(accepted)?;
+        bump(&self.context.stats.accepted);
+        log::debug!("{id}: accepted {peer}");
+        Ok(())
     }
 }
 
 /// How soon the acceptor looks again for a thread that said it ended but was still exiting.
 const REAP_RETRY: Duration = Duration::from_millis(20);
-
-/// Counts a connection thread as open for exactly as long as it lives.
-struct OpenGuard(Arc<Counters>);
-
-impl OpenGuard {
-    fn new(stats: Arc<Counters>) -> OpenGuard {
-        stats.connections.fetch_add(1, Ordering::SeqCst);
-        OpenGuard(stats)
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wait::wait;
-
-    #[test]
-    fn a_thread_that_panics_is_counted_as_ended() {
-        let (count, acceptor) = (Arc::new(AtomicUsize::new(0)), Arc::new(Waker::new().unwrap()));
-        let ended = Ended { count: Arc::clone(&count), acceptor: Arc::clone(&acceptor) };
-        let thread = thread::spawn(move || {
-            let _ended = ended;
-            panic!("a bug on a connection thread");
-        });
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let woken = wait(&a, false, &acceptor, Some(Instant::now() + Duration::from_secs(10))).unwrap();
-        assert!(woken, "the acceptor was not woken");
-        assert_eq!(count.load(Ordering::SeqCst), 1);
-        assert!(thread.join().is_err());
-    }
-}

@@ -262,11 +262,11 @@ impl ConfigBuilder {
         self
     }
 
-    /// The stack size of the short-lived thread that does each client's TLS and HTTP
-    /// handshake, the deepest work of a connection; the connection thread that then serves
-    /// the WebSocket gets 64 KiB more (so that it never reuses a handshake thread's
-    /// stack, see `connection::stack_size`). Only the pages a thread touches cost memory;
-    /// the size bounds the worst case.
+    /// The stack size of the handshake workers, the threads that run each client's TLS
+    /// and HTTP handshake, the deepest work of a connection; the connection thread that
+    /// then serves the WebSocket gets 64 KiB more (so that it never reuses the stack of a
+    /// worker that ended, see `connection::stack_size`). Only the pages a thread touches
+    /// cost memory; the size bounds the worst case.
     ///
     /// Defaults to 256 KiB (a debug build's TLS handshake needs more than 128 KiB).
     pub fn thread_stack_size(mut self, bytes: usize) -> Self {

@@ -62,6 +62,28 @@ impl Context {
     }
 }
 
+/// Counts a connection as served (`Stats::connections`) for exactly as long as it lives,
+/// from `accept` to the end of its thread, and keeps the shutdown waiting for it.
+#[derive(Debug)]
+pub(crate) struct Lifeline {
+    stats: Arc<Counters>,
+    /// The shutdown waits until every clone of this is gone.
+    _alive: Sender<()>,
+}
+
+impl Lifeline {
+    pub(crate) fn new(stats: Arc<Counters>, alive: Sender<()>) -> Lifeline {
+        stats.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Lifeline { stats, _alive: alive }
+    }
+}
+
+impl Drop for Lifeline {
+    fn drop(&mut self) {
+        self.stats.connections.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A connection's place under the acceptor's limits (handshakes in progress, connections
 /// per address): tells the acceptor when its handshake is over and when its thread is.
 ///

@@ -14,6 +14,7 @@ use crate::stats::bump;
 use crate::{ConnectionInfo, Error, Timeout};
 
 /// What the 101 response settled.
+#[derive(Debug)]
 pub(crate) struct Upgraded {
     pub(crate) info: ConnectionInfo,
     /// Bytes the client sent right behind its request (its first frames, perhaps).

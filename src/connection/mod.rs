@@ -1,10 +1,11 @@
-//! One client's thread, from `accept` to the last byte: the phases in order.
+//! One client, from `accept` to the last byte: the phases in order.
 //!
 //! ```text
-//!  run
-//!   ├─ on a short-lived handshake thread, under one deadline:
+//!  handshake            on a handshake worker (crate::threads), under one deadline:
 //!   │   tls_accept.rs   first byte, rustls handshake        (TLS)
 //!   │   http_phase.rs   request head, route, policy, 101     (HTTP/1.1 Upgrade)
+//!   └─ failed or plain HTTP: forgotten here; upgraded: a thread of its own
+//!  serve                on the connection's own thread:
 //!   ├─ Event::Open      (events mode)
 //!   ├─ session.rs       the frame loop until the close       (WebSocket frames)
 //!   │   or handler.rs   the application's handler, running that same loop from
@@ -27,13 +28,13 @@ mod stream;
 mod tls_accept;
 mod trace;
 
-use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-pub(crate) use context::{Context, Departure, Slot};
+pub(crate) use context::{Context, Departure, Lifeline, Slot};
 pub(crate) use handler::Handler;
 pub use handler::{Connection, HandlerError};
 
@@ -55,54 +56,110 @@ pub(crate) mod fuzzing {
     pub(crate) use super::stream::{MemoryStream, Transport};
 }
 
-/// One accepted client, handed from the acceptor to its thread.
+/// One accepted client, handed from the acceptor to a handshake worker.
 #[derive(Debug)]
 pub(crate) struct Accepted {
     pub(crate) id: ConnectionId,
     pub(crate) peer: SocketAddr,
     pub(crate) socket: TcpStream,
     pub(crate) outbox: Outbox,
-    pub(crate) context: std::sync::Arc<Context>,
+    pub(crate) context: Arc<Context>,
     pub(crate) slot: Slot,
     /// The application's code for this client, in handler mode.
     pub(crate) handler: Option<Handler>,
+    /// Counts the connection as served for as long as it lives, on whichever thread.
+    pub(crate) lifeline: Lifeline,
 }
 
-/// The stack size of a connection thread: 64 KiB more than its handshake thread's.
+impl Accepted {
+    /// A client that no handshake worker can take: forgotten without a word to it.
+    pub(crate) fn abandon(self) {
+        self.context.registry.unregister(self.id);
+    }
+}
+
+/// A client whose WebSocket handshake succeeded, handed from its handshake worker to
+/// its own thread.
+#[derive(Debug)]
+pub(crate) struct Established {
+    id: ConnectionId,
+    peer: SocketAddr,
+    outbox: Outbox,
+    context: Arc<Context>,
+    slot: Slot,
+    handler: Option<Handler>,
+    lifeline: Lifeline,
+    stream: Transport,
+    upgraded: Upgraded,
+}
+
+impl Established {
+    pub(crate) fn id(&self) -> ConnectionId {
+        self.id
+    }
+}
+
+/// The stack size of a connection thread: 64 KiB more than a handshake worker's.
 ///
 /// glibc keeps the stacks of ended threads for reuse, and leaves resident the 16 KiB
-/// below the point where each thread ended (`PTHREAD_STACK_MIN`): a handshake thread's
-/// stack comes back with ~20 KiB resident. A cached stack is only handed out for a
-/// request no larger than it, and 64 KiB is at least a page on any Linux system, so a
-/// connection thread never gets a handshake thread's stack: it starts on fresh pages
-/// (12 KiB resident when idle, against 20 KiB on a reused one).
+/// below the point where each thread ended (`PTHREAD_STACK_MIN`): a retired handshake
+/// worker's stack comes back with ~20 KiB resident. A cached stack is only handed out for
+/// a request no larger than it, and 64 KiB is at least a page on any Linux system, so a
+/// connection thread never gets a worker's stack: it starts on fresh pages (12 KiB
+/// resident when idle, against 20 KiB on a reused one).
 pub(crate) fn stack_size(limits: &crate::config::Limits) -> usize {
     limits.thread_stack_size + (64 << 10)
 }
 
-/// The body of a connection thread.
+/// The handshake phases, on a handshake worker (`crate::threads`): the TLS handshake
+/// and the HTTP request under one deadline. `Some` when the client got its WebSocket;
+/// otherwise it was answered in plain HTTP or turned away, and is forgotten here.
+///
+/// A panic (a bug: the authentication hook's own panics are caught where it is called,
+/// and answered with 500) is caught, reported, and ends the connection like a failed
+/// handshake.
+pub(crate) fn handshake(accepted: Accepted) -> Option<Established> {
+    let Accepted { id, peer, socket, outbox, context, mut slot, handler, lifeline } = accepted;
+    let deadline = Instant::now() + context.limits.handshake_timeout;
+    let client = Client { id, peer, outbox, context: &context, deadline };
+    let outcome = catch_unwind(AssertUnwindSafe(|| client.handshake(socket)));
+    slot.handshake_over();
+    let established = outcome.unwrap_or_else(|panic| {
+        client.panicked("the handshake", "connection dropped", &*panic);
+        None
+    });
+    let Some((stream, upgraded)) = established else {
+        client.forget();
+        return None;
+    };
+    let Client { outbox, .. } = client;
+    Some(Established { id, peer, outbox, context, slot, handler, lifeline, stream, upgraded })
+}
+
+/// The WebSocket, on the connection's own thread: from the Open event to the Close event.
 ///
 /// The phases run inside one `catch_unwind` and the cleanup comes after it, so every way
 /// out, a panic included, ends the same: a Close event if the Open event went out, the
 /// connection out of the routing table and its rooms, its queue counted as dropped. A
 /// panic is a bug, in tinywss or in application code that runs here (the application's
-/// logger, say; the authentication hook's panics are caught where it is called, and
-/// answered with 500). Raised on, it would leave the registry entry, its waker (a file
-/// descriptor) and the `websockets` count behind for good; caught, it is reported and
-/// the thread ends like any other.
-pub(crate) fn run(conn: Accepted) {
-    let Accepted { id, peer, socket, outbox, context, mut slot, handler } = conn;
-    let deadline = Instant::now() + context.limits.handshake_timeout;
-    let client = Client { id, peer, outbox, context: &context, deadline };
+/// logger, say; a handler's panics are caught where it is called, and close with 1011).
+/// Raised on, it would leave the registry entry, its waker (a file descriptor) and the
+/// `websockets` count behind for good; caught, it is reported and the thread ends like
+/// any other.
+pub(crate) fn serve(established: Established) {
+    let Established { id, peer, outbox, context, slot, handler, lifeline, stream, upgraded } = established;
+    let client = Client { id, peer, outbox, context: &context, deadline: Instant::now() };
     let mut opened = None;
     // Unwind-safe in effect: after a panic only the cleanup runs, and what it touches
     // (registry, counters, outbox) is consistent between any two steps of the phases.
-    let phases = catch_unwind(AssertUnwindSafe(|| client.phases(socket, &mut slot, handler.as_ref(), &mut opened)));
+    let phases = catch_unwind(AssertUnwindSafe(|| client.websocket(stream, upgraded, handler.as_ref(), &mut opened)));
     let panic = phases.err().map(|panic| client.panicked("the connection thread", "connection dropped", &*panic));
     if let Some(opened) = opened {
         client.close(opened, panic);
     }
     client.forget();
+    // Given back last: the acceptor may count the place free only now.
+    drop((slot, lifeline));
 }
 
 /// An open WebSocket, from its Open event on: what its Close event needs.
@@ -117,12 +174,10 @@ struct Opened {
 }
 
 impl Client<'_> {
-    /// The phases in order. `opened` is set as soon as the Open event is out, so that
-    /// the Close event follows whatever happens next.
-    fn phases(&self, socket: TcpStream, slot: &mut Slot, handler: Option<&Handler>, opened: &mut Option<Opened>) {
-        let handshake = self.handshake_on_own_thread(socket);
-        slot.handshake_over();
-        let Some((stream, Upgraded { info, leftover, request })) = handshake else { return };
+    /// The WebSocket's phases in order. `opened` is set as soon as the connection is
+    /// open, so that the Close event follows whatever happens next.
+    fn websocket(&self, stream: Transport, upgraded: Upgraded, handler: Option<&Handler>, opened: &mut Option<Opened>) {
+        let Upgraded { info, leftover, request } = upgraded;
         let session = Session::new(self, stream, leftover, info.data.clone());
         let handler = handler.zip(request);
         let opened = opened.insert(self.open(&info, handler.is_none()));
@@ -169,38 +224,6 @@ impl Client<'_> {
         let mut session = conn.session;
         let reason = session.after_handler(failed);
         (session, reason)
-    }
-
-    /// Runs [`handshake`](Self::handshake) on a short-lived thread and waits for it.
-    ///
-    /// For memory: the handshake is the deepest and most allocating work a connection
-    /// does, and a thread keeps what it touched for as long as it lives. The stack pages
-    /// of rustls and ring stay resident, and glibc's per-thread cache (tcache) keeps
-    /// ~9 KiB of the small blocks the handshake freed. A thread that ends gives both
-    /// back, so the connection thread, which lives as long as its client, holds only what
-    /// the frame loop needs. Measured with 1,000 idle connections: 42.8 KiB of RSS each
-    /// with the handshake on the connection thread, 27.5 KiB with it on its own thread.
-    /// The cost is a thread start and join per connection: ~25 µs of server CPU, +9 %
-    /// on a TLS handshake (290 → 315 µs). If the thread cannot be started, the
-    /// handshake runs here.
-    fn handshake_on_own_thread(&self, socket: TcpStream) -> Option<(Transport, Upgraded)> {
-        let mut socket = Some(socket);
-        let handed = &mut socket;
-        let result = std::thread::scope(|scope| {
-            let handshake = std::thread::Builder::new()
-                .name(format!("tinywss-hs-{}", self.id.0))
-                .stack_size(self.context.limits.thread_stack_size)
-                .spawn_scoped(scope, || handed.take().and_then(|socket| self.handshake(socket)))?;
-            // Not raised again here: the connection ends like any other failed handshake.
-            Ok::<_, io::Error>(handshake.join().unwrap_or_else(|panic| {
-                self.panicked("the handshake thread", "connection dropped", &*panic);
-                None
-            }))
-        });
-        result.unwrap_or_else(|e| {
-            log::debug!("{}: no thread for the handshake ({e}); doing it on the connection thread", self.id);
-            socket.and_then(|socket| self.handshake(socket))
-        })
     }
 
     /// The TLS handshake, then the HTTP request, under one deadline. `None` when the
