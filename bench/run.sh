@@ -40,10 +40,7 @@ CA=$OUT/certs/ca.pem
 CERT=$OUT/certs/server.pem
 KEY=$OUT/certs/server.key
 
-SERVERS=(tinywss tokio-tungstenite sync-tungstenite rustls-floor)
-# The library's handler mode, once it is built (start_server knows it already; its
-# column in the report is one more line in SERVERS in bench/src/bin/report.rs):
-# SERVERS+=(tinywss-handler)
+SERVERS=(tinywss tinywss-handler tokio-tungstenite sync-tungstenite rustls-floor)
 if [ "${OTHER_PEERS:-1}" != 0 ]; then
     # shellcheck source=../scripts/lib.sh
     source scripts/lib.sh

@@ -15,13 +15,18 @@ use tinywss_bench::Flags;
 const USAGE: &str = "usage: report --results FILE.jsonl --meta FILE --notes FILE.md --out FILE.md";
 
 /// The servers of the main table, in column order: label in the results, column name,
-/// name in a ratio column. tinywss comes first; each of the others gets a ratio column.
-const SERVERS: [(&str, &str, &str); 4] = [
-    ("tinywss", "tinywss", "tinywss"),
+/// name in a ratio column. tinywss's two modes come first.
+const SERVERS: [(&str, &str, &str); 5] = [
+    ("tinywss", "tinywss events", "events"),
+    ("tinywss-handler", "tinywss handler", "handler"),
     ("tokio-tungstenite", "tokio-tungstenite", "tokio-tungstenite"),
     ("sync-tungstenite", "sync tungstenite", "sync tungstenite"),
     ("rustls-floor", "rustls floor", "floor"),
 ];
+
+/// The ratio columns of the main table: (ours, peer) as indexes into `SERVERS`; each mode
+/// against the async peer and the hand-written sync one (the issue's targets).
+const RATIOS: [(usize, usize); 4] = [(0, 2), (1, 2), (0, 3), (1, 3)];
 
 struct Results {
     rows: Vec<Value>,
@@ -149,13 +154,14 @@ fn main() {
 
     let _ = writeln!(w, "## tinywss against the peers\n");
     let columns: Vec<&str> = SERVERS.iter().map(|(_, column, _)| *column).collect();
-    let ratios: Vec<String> = SERVERS[1..].iter().map(|(_, _, short)| format!("tinywss ÷ {short}")).collect();
+    let ratios: Vec<String> =
+        RATIOS.iter().map(|&(ours, peer)| format!("{} ÷ {}", SERVERS[ours].2, SERVERS[peer].2)).collect();
     let _ = writeln!(w, "| figure | {} | {} |", columns.join(" | "), ratios.join(" | "));
     let _ = writeln!(w, "|---|{}", "---:|".repeat(columns.len() + ratios.len()));
     let row = |w: &mut String, label: &str, test: &str, field: &str| {
         let v: Vec<Option<f64>> = SERVERS.iter().map(|(s, _, _)| results.median(test, s, field)).collect();
         let values: Vec<String> = v.iter().map(|x| num(*x)).collect();
-        let ratios: Vec<String> = v[1..].iter().map(|x| ratio(v[0], *x)).collect();
+        let ratios: Vec<String> = RATIOS.iter().map(|&(ours, peer)| ratio(v[ours], v[peer])).collect();
         let _ = writeln!(w, "| {label} | {} | {} |", values.join(" | "), ratios.join(" | "));
     };
     let latency_row = |w: &mut String, label: &str, test: &str| {
@@ -163,7 +169,7 @@ fn main() {
             .iter()
             .map(|(s, _, _)| pair(results.median(test, s, "p50_us"), results.median(test, s, "p99_us")))
             .collect();
-        let _ = writeln!(w, "| {label} | {} |{}", v.join(" | "), " |".repeat(SERVERS.len() - 1));
+        let _ = writeln!(w, "| {label} | {} |{}", v.join(" | "), " |".repeat(RATIOS.len()));
     };
     row(w, "1 connection, 64 B ping-pong: msgs/s", "pingpong", "msgs_per_s");
     latency_row(w, "… round trip p50 / p99 (µs)", "pingpong");
@@ -192,8 +198,8 @@ fn main() {
     row(w, &format!("server CPU time over 10 s with {idle} idle connections (ms)"), "idle", "server_cpu_ms");
     let _ = writeln!(
         w,
-        "\nRatios: msgs/s and handshakes/s above 1 mean tinywss is faster; KiB and CPU µs above 1 \
-         mean it uses more. Where the load generator sits near 100 % of its core, it (not the \
+        "\nRatios: msgs/s and handshakes/s above 1 mean tinywss (in that mode) is faster; KiB and \
+         CPU µs above 1 mean it uses more. Where the load generator sits near 100 % of its core, it (not the \
          server) limits the rate, and the server CPU µs per message or handshake is the fairer \
          comparison. \"rustls floor\" speaks no WebSocket (handshake = TCP + TLS + close).\n"
     );
