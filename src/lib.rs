@@ -119,10 +119,24 @@
 //! `cargo run --example check -- wss://HOST:PORT/ --ca ca.pem` checks a server from the
 //! client side, step by step.
 //!
+//! ## Two modes: events or a handler per client
+//!
+//! - **Events mode**, [`Server::bind`]: every client's messages reach one thread of the
+//!   application through [`Server::events`], which answers through the [`Handle`]. One
+//!   owner of all state: a game loop, a chat room, a simulation.
+//! - **Handler mode**, [`Server::serve`]: the application's code for one client runs on
+//!   that client's own thread through a [`Connection`] (`recv`, `send`, `recv_timeout`,
+//!   `flush`, `close`), straight-line and blocking, while pings, limits, the close
+//!   handshake and messages from the [`Handle`] keep flowing. No thread between the
+//!   socket and the code that answers, and a burst of requests leaves in one flush: the
+//!   faster mode on every throughput figure (`BENCHMARKS.md` in the repository), for
+//!   work that each client does on its own.
+//!
 //! ## Threads and shutdown
 //!
 //! [`Server::bind`] starts one acceptor thread, for every address it listens on; each
-//! client gets its own thread. There is no thread in between: [`Handle`] calls
+//! client gets its own thread once its handshake is done (handshakes run on a few parked
+//! workers). There is no thread in between: [`Handle`] calls
 //! queue messages straight onto the clients' queues. [`Server::events`] is a crossbeam
 //! `Receiver`, so the application can `select!` it together with its own channels.
 //! [`Handle::shutdown`] (or dropping the [`Server`]) closes every client with 1001 and
