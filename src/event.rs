@@ -191,3 +191,31 @@ pub enum Event {
         data: Option<AppData>,
     },
 }
+
+/// Close codes an endpoint may put in a Close frame (RFC 6455 §7.4.1–7.4.2).
+pub(crate) fn sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// The tungstenite form of a message, to queue or send.
+pub(crate) fn to_ws(message: Message) -> tungstenite::Message {
+    match message {
+        Message::Text(text) => tungstenite::Message::Text(text.into()),
+        Message::Binary(data) => tungstenite::Message::Binary(data.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_close_codes_are_refused() {
+        for code in [0, 999, 1004, 1005, 1006, 1015, 2999, 5000] {
+            assert!(!sendable_close_code(code), "{code}");
+        }
+        for code in [1000, 1001, 1008, 1011, 1013, 3000, 4999] {
+            assert!(sendable_close_code(code), "{code}");
+        }
+    }
+}

@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use tungstenite::Message as WsMessage;
 
+use crate::event::{sendable_close_code, to_ws};
 use crate::hub::Registry;
 use crate::stats::Counters;
 use crate::threads::Started;
@@ -233,18 +233,6 @@ impl Handle {
     }
 }
 
-/// Close codes an endpoint may put in a Close frame (RFC 6455 §7.4.1–7.4.2).
-pub(crate) fn sendable_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-pub(crate) fn to_ws(message: Message) -> WsMessage {
-    match message {
-        Message::Text(text) => WsMessage::Text(text.into()),
-        Message::Binary(data) => WsMessage::Binary(data.into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,15 +241,5 @@ mod tests {
     fn handle_is_send_sync_clone() {
         fn assert_traits<T: Clone + Send + Sync>() {}
         assert_traits::<Handle>();
-    }
-
-    #[test]
-    fn reserved_close_codes_are_refused() {
-        for code in [0, 999, 1004, 1005, 1006, 1015, 2999, 5000] {
-            assert!(!sendable_close_code(code), "{code}");
-        }
-        for code in [1000, 1001, 1008, 1011, 1013, 3000, 4999] {
-            assert!(sendable_close_code(code), "{code}");
-        }
     }
 }

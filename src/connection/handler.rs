@@ -120,7 +120,7 @@ impl Connection<'_> {
     /// [`Error::Closed`] when the connection is closing or over; the message is counted
     /// in [`Stats::dropped`](crate::Stats::dropped).
     pub fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
-        self.session.send(crate::handle::to_ws(message.into()))
+        self.session.send(crate::event::to_ws(message.into()))
     }
 
     /// Sends everything written so far, and what other threads queued for this client,
@@ -143,7 +143,7 @@ impl Connection<'_> {
     /// [`Error::InvalidCloseCode`] for a code that may not be sent (RFC 6455 §7.4: use
     /// 1000–1003, 1007–1014, or 3000–4999).
     pub fn close(&mut self, code: u16, reason: &str) -> Result<(), Error> {
-        if !crate::handle::sendable_close_code(code) {
+        if !crate::event::sendable_close_code(code) {
             return Err(Error::InvalidCloseCode(code));
         }
         self.session.close(code, reason);
