@@ -318,6 +318,7 @@ impl Acceptor {
             id,
             peer,
             socket,
+            accepted_at: Instant::now(),
             outbox,
             context: Arc::clone(&self.context),
             slot,

@@ -59,9 +59,10 @@ impl Started {
         stack_size: usize,
         body: impl FnOnce() + Send + 'static,
     ) -> io::Result<()> {
-        let ended = Ended(Arc::clone(self));
+        let started = Arc::clone(self);
         let handle = thread::Builder::new().name(name).stack_size(stack_size).spawn(move || {
-            let _ended = ended;
+            // Made on the thread: a thread that never started is never counted as ended.
+            let _ended = Ended(started);
             body();
         })?;
         self.lock().push(handle);
@@ -209,16 +210,19 @@ impl Pool {
 
     /// A worker's life: handshakes, until it retires or the acceptor stops.
     fn work(self: Arc<Self>) {
+        // Counts this worker out however it ends, a panic in a logger included.
+        let mut leaving = Leaving { pool: &self, counted: true };
         let mut state = self.lock();
         loop {
             if let Some(accepted) = state.queue.pop_front() {
                 drop(state);
-                self.handshake(accepted);
+                if !self.handshake(accepted, &mut leaving) {
+                    return;
+                }
                 state = self.lock();
                 continue;
             }
             if state.closed {
-                state.workers -= 1;
                 return;
             }
             // The last worker waits without a timer: an idle server wakes for nothing.
@@ -237,15 +241,15 @@ impl Pool {
             if state.rung > 0 {
                 state.rung -= 1;
             } else if timed_out && state.queue.is_empty() && state.workers > 1 {
-                state.workers -= 1;
                 return;
             }
         }
     }
 
     /// Runs one client's handshake; starts its connection thread if it got a WebSocket.
-    fn handshake(&self, accepted: Accepted) {
-        let Some(established) = connection::handshake(accepted) else { return };
+    /// `false` when this worker served the connection itself and must end.
+    fn handshake(&self, accepted: Accepted, leaving: &mut Leaving<'_>) -> bool {
+        let Some(established) = connection::handshake(accepted) else { return true };
         let (id, name) = (established.id(), format!("tinywss-conn-{}", established.id().0));
         // Shared with the new thread, so that it is not lost if the thread cannot start.
         let handoff = Arc::new(Mutex::new(Some(established)));
@@ -257,12 +261,35 @@ impl Pool {
         });
         if let Err(e) = spawned {
             if let Some(established) = take(&handoff) {
-                // Served here rather than dropped: this worker is busy until the client
-                // leaves, and others start as needed.
+                // Served here rather than dropped. This worker counts out first, so that
+                // new clients get a worker of their own meanwhile, and ends afterwards.
                 log::warn!("{id}: no thread for the connection ({e}); serving it on a handshake worker");
+                leaving.count_out();
                 connection::serve(established);
+                return false;
             }
         }
+        true
+    }
+}
+
+/// Counts a worker out of the pool when it ends, however it ends.
+struct Leaving<'a> {
+    pool: &'a Pool,
+    counted: bool,
+}
+
+impl Leaving<'_> {
+    fn count_out(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.pool.lock().workers -= 1;
+        }
+    }
+}
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.count_out();
     }
 }
 
@@ -292,5 +319,15 @@ mod tests {
         }
         assert_eq!(reaped, 1, "the ended thread is joined");
         assert!(started.take_all().is_empty());
+    }
+
+    #[test]
+    fn a_thread_that_never_started_is_not_counted_as_ended() {
+        let started = Arc::new(Started::new(Arc::new(Waker::new().unwrap())));
+        // A stack no mmap can give: the spawn fails.
+        assert!(started.spawn("test-nostart".into(), 1 << 46, || {}).is_err());
+        // Counted, it would keep the acceptor looking for a thread to join, for ever.
+        assert_eq!(started.ended(), 0);
+        assert_eq!(started.reap(), 0);
     }
 }

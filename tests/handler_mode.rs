@@ -252,3 +252,81 @@ fn a_client_that_does_not_read_slows_only_its_own_handler() {
     assert_echo(&mut good, "after");
     assert_eq!(server.handle().stats().limit_closes, 1);
 }
+
+/// CPU ticks (utime + stime) of this process's threads whose name starts with `prefix`.
+fn cpu_ticks(prefix: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.trim().starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        total += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    total
+}
+
+/// A handler waiting in `send` for a full socket, past the keepalive deadline, sleeps.
+#[test]
+fn send_blocked_on_a_full_socket_after_the_ping_deadline_does_not_spin() {
+    let (done, done_rx) = mpsc::channel();
+    let done = std::sync::Mutex::new(done);
+    let server = start_handler(
+        |b| b.write_timeout(Duration::from_secs(4)).ping_interval(Some(Duration::from_millis(200))),
+        move |conn: &mut Connection<'_>| -> Result<(), HandlerError> {
+            let chunk = vec![0u8; 16 << 10];
+            while conn.send(Message::Binary(chunk.clone())).is_ok() {}
+            let _ = done.lock().unwrap().send(());
+            Ok(())
+        },
+    );
+    let _deaf = server.connect("/");
+    // Past the ping deadline: a wait that looked at it would no longer sleep.
+    std::thread::sleep(Duration::from_millis(800));
+    let before = cpu_ticks("tinywss-conn");
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks("tinywss-conn") - before;
+    let elapsed = start.elapsed();
+    assert!(done_rx.try_recv().is_err(), "the handler was expected to still wait in send");
+    assert!(used < 20, "the connection thread used {used} ticks of CPU in {elapsed:?} while waiting for a full socket");
+}
+
+/// A handler that streams (send + flush, never recv) is closed by `Handle::close`.
+#[test]
+fn a_streaming_handler_is_closed_by_handle_close() {
+    let (ids, ids_rx) = mpsc::channel();
+    let ids = std::sync::Mutex::new(ids);
+    let server = start_handler(
+        |b| b,
+        move |conn: &mut Connection<'_>| -> Result<(), HandlerError> {
+            let _ = ids.lock().unwrap().send(conn.id());
+            let mut n = 0u64;
+            loop {
+                conn.send(Message::Text(format!("tick {n}")))?;
+                conn.flush()?;
+                n += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        },
+    );
+    let mut client = server.connect("/");
+    let id = ids_rx.recv_timeout(PATIENCE).unwrap();
+    server.handle().close(id, 4000, "enough").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut ticks_after_close = 0;
+    while Instant::now() < deadline {
+        match client.read() {
+            Ok(WsMessage::Close(frame)) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(4000));
+                return;
+            }
+            Ok(_) => ticks_after_close += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no Close frame 3 s after Handle::close; {ticks_after_close} more messages were sent");
+}

@@ -124,8 +124,12 @@ impl Connection<'_> {
     }
 
     /// Sends everything written so far, and what other threads queued for this client,
-    /// and waits until the socket has taken it. Call it before the handler blocks on
-    /// something other than [`recv`](Connection::recv).
+    /// and waits until the socket has taken it. It also does the rest of the loop's work
+    /// without waiting: reads what the client sent (its messages wait for `recv`; pings
+    /// are answered, a Close is seen), and takes close requests and timers. Call it
+    /// before the handler blocks on something other than [`recv`](Connection::recv), and
+    /// regularly in a handler that only sends (a stream): then `Handle::close`, shutdown
+    /// and the client's Close reach it through the `Err` this returns.
     ///
     /// # Errors
     ///

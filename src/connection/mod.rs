@@ -62,6 +62,9 @@ pub(crate) struct Accepted {
     pub(crate) id: ConnectionId,
     pub(crate) peer: SocketAddr,
     pub(crate) socket: TcpStream,
+    /// When it was accepted: the handshake deadline counts from here, time spent waiting
+    /// for a free worker included.
+    pub(crate) accepted_at: Instant,
     pub(crate) outbox: Outbox,
     pub(crate) context: Arc<Context>,
     pub(crate) slot: Slot,
@@ -119,8 +122,8 @@ pub(crate) fn stack_size(limits: &crate::config::Limits) -> usize {
 /// and answered with 500) is caught, reported, and ends the connection like a failed
 /// handshake.
 pub(crate) fn handshake(accepted: Accepted) -> Option<Established> {
-    let Accepted { id, peer, socket, outbox, context, mut slot, handler, lifeline } = accepted;
-    let deadline = Instant::now() + context.limits.handshake_timeout;
+    let Accepted { id, peer, socket, accepted_at, outbox, context, mut slot, handler, lifeline } = accepted;
+    let deadline = accepted_at + context.limits.handshake_timeout;
     let client = Client { id, peer, outbox, context: &context, deadline };
     let outcome = catch_unwind(AssertUnwindSafe(|| client.handshake(socket)));
     slot.handshake_over();

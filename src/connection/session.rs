@@ -268,6 +268,12 @@ impl<'a> Session<'a> {
     /// until it takes bytes again (the write timeout still applies): the handler feels the
     /// client's pace, and its output cannot pile up.
     pub(crate) fn send(&mut self, message: WsMessage) -> Result<(), Error> {
+        // A close asked for by another thread (Handle::close, shutdown) ends the sending
+        // of a handler that never calls recv too; what was queued before it goes first.
+        if let Some((code, reason)) = self.control().take_close_request() {
+            self.write_queued();
+            self.start_close(code, reason);
+        }
         if self.ended.is_some() || self.closing.is_some() || !self.ws.can_write() {
             bump(&self.client.context.stats.dropped);
             return Err(Error::Closed);
@@ -279,13 +285,19 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Sends what the handler has written and what other threads queued, and waits until
-    /// the socket has taken it.
+    /// Does the loop's work without waiting for input (the client's frames into the
+    /// inbox, what other threads queued, close requests, timers), sends what the handler
+    /// has written, and waits until the socket has taken it: a handler that only sends
+    /// keeps the connection alive by calling this.
     pub(crate) fn flush_all(&mut self) -> Result<(), Error> {
+        if self.ended.is_none() {
+            if let Some(end) = self.step() {
+                self.ended = Some(end);
+            }
+        }
         if self.ended.is_some() {
             return Err(Error::Closed);
         }
-        self.write_queued();
         self.drain()
     }
 
@@ -299,7 +311,9 @@ impl<'a> Session<'a> {
             if !self.socket_full() {
                 return Ok(());
             }
-            let deadline = self.next_deadline();
+            // Only the write timeout matters while the socket is full (`flush` judges it):
+            // the other timers are `step`'s, and one past due would make this wait spin.
+            let deadline = self.stalled.map(|(since, _)| since + self.limits().write_timeout);
             let waker = &self.control().waker;
             match wait_for(&self.ws.get_ref().inner.sock(), Interest::WRITE, waker, deadline) {
                 // A push or a close request: the next step takes it.
