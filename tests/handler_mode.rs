@@ -252,3 +252,38 @@ fn a_client_that_does_not_read_slows_only_its_own_handler() {
     assert_echo(&mut good, "after");
     assert_eq!(server.handle().stats().limit_closes, 1);
 }
+
+#[test]
+fn a_wakeup_from_another_thread_ends_recv_timeout_early() {
+    // The handler waits an hour for its client; another thread has work for it after a
+    // moment (a process wrote a line), and wakes it instead of the hour passing.
+    let server = start_handler(
+        |b| b,
+        |conn| {
+            let wakeup = conn.wakeup();
+            let (work, to_do) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = work.send("from another thread");
+                wakeup.wake();
+            });
+            let started = Instant::now();
+            loop {
+                match conn.recv_timeout(Duration::from_secs(3600)) {
+                    Ok(message) => conn.send(message)?,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let line: &str = to_do.recv()?;
+                        conn.send(format!("{line} after {} ms", started.elapsed().as_millis()))?;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                }
+            }
+        },
+    );
+    let mut client = server.connect("/");
+    let started = Instant::now();
+    let WsMessage::Text(text) = read_data(&mut client) else { panic!("not text") };
+    assert!(text.starts_with("from another thread"), "{text}");
+    assert!(started.elapsed() < PATIENCE, "woken after {:?}", started.elapsed());
+    // The handler still serves its client after the wake-up.
+    assert_echo(&mut client, "still here");
+}
