@@ -9,6 +9,7 @@
 
 mod args;
 mod broadcast;
+#[cfg(feature = "check")]
 mod check;
 mod exec;
 mod process;
@@ -31,7 +32,10 @@ fn main() {
             Err(e) if e.is_empty() => help(args::SERVE_HELP),
             Err(e) => usage_error(&e, "tinywss serve --help for the options"),
         },
+        #[cfg(feature = "check")]
         Some("check") => check::main(args),
+        #[cfg(not(feature = "check"))]
+        Some("check") => usage_error("this tinywss was built without the checker (cargo feature \"check\")", USAGE),
         Some("certs") => certs(args),
         Some("-V" | "--version") => help(concat!("tinywss ", env!("CARGO_PKG_VERSION"))),
         Some("-h" | "--help" | "help") | None => help(USAGE),
