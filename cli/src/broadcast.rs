@@ -23,8 +23,8 @@ pub fn run(
 ) -> i32 {
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
-    let (mut child, input, output) = match process::spawn(cmd, framing, || {}) {
-        Ok(started) => started,
+    let (mut process, input, output) = match process::spawn(cmd, framing, || {}) {
+        Ok((child, input, output)) => (process::Reaper::new(child, grace), input, output),
         Err(e) => {
             log::error!("cannot start {:?}: {e}", command[0]);
             return 1;
@@ -32,7 +32,7 @@ pub fn run(
     };
     log::info!(
         "process {} ({}) broadcasts to {}",
-        child.id(),
+        process.child.id(),
         command.join(" "),
         room.as_deref().map_or("every client".into(), |r| format!("room {r:?}"))
     );
@@ -71,9 +71,9 @@ pub fn run(
         }
     }
     drop(input);
-    let status = process::stop(&mut child, grace);
+    let status = process.stop();
     let _ = relay.join();
-    log::info!("process {} ended: {}", child.id(), process::describe(status));
+    log::info!("process {} ended: {}", process.child.id(), process::describe(status));
     // Its own code when it exited by itself; 0 when it was stopped with the server.
     status.and_then(|s| s.code()).unwrap_or(0)
 }

@@ -53,8 +53,8 @@ impl Exec {
         let mut command = Command::new(&self.command[0]);
         command.args(&self.command[1..]).envs(environment(conn.request(), conn.info()));
         let wakeup = conn.wakeup();
-        let (mut child, input, output) = match process::spawn(command, self.framing, move || wakeup.wake()) {
-            Ok(started) => started,
+        let (mut process, input, output) = match process::spawn(command, self.framing, move || wakeup.wake()) {
+            Ok((child, input, output)) => (process::Reaper::new(child, self.grace), input, output),
             Err(e) => {
                 log::error!("{}: cannot start {:?}: {e}", conn.id(), self.command[0]);
                 conn.close(1011, "cannot start the command")?;
@@ -62,12 +62,12 @@ impl Exec {
                 return Ok(());
             }
         };
-        log::info!("{} runs process {} ({})", conn.id(), child.id(), self.command.join(" "));
+        log::info!("{} runs process {} ({})", conn.id(), process.child.id(), self.command.join(" "));
         let end = self.relay(conn, &input, &output);
         // End of input first: a process that reads its stdin to the end may finish by itself.
         drop(input);
-        let status = process::describe(process::stop(&mut child, self.grace));
-        log::info!("{} process {} ended: {status}", conn.id(), child.id());
+        let status = process::describe(process.stop());
+        log::info!("{} process {} ended: {status}", conn.id(), process.child.id());
         if let End::Output = end {
             conn.close(1000, &format!("process ended ({status})"))?;
             while conn.recv().is_some() {}

@@ -20,7 +20,7 @@ use std::process::exit;
 
 const USAGE: &str = "usage: tinywss serve (--cert PEM --key PEM | --dev) [OPTIONS] [--exec|--broadcast CMD [ARGS...]]
        tinywss check wss://HOST[:PORT]/PATH [--ca PEM]... [--cert PEM --key PEM]
-       tinywss certs DIR
+       tinywss certs DIR [--name HOST|IP]...
        tinywss COMMAND --help    for each command's options";
 
 fn main() {
@@ -44,23 +44,39 @@ fn main() {
     exit(code);
 }
 
-/// `tinywss certs DIR`: a new development CA and certificate, and how to trust it.
-fn certs(mut args: impl Iterator<Item = String>) -> i32 {
-    let dir = match (args.next(), args.next()) {
-        (Some(dir), None) if !dir.starts_with('-') => PathBuf::from(dir),
-        _ => return usage_error("certs takes one folder", "usage: tinywss certs DIR"),
-    };
-    match tinywss::DevelopmentCertificate::generate(&dir) {
+/// `tinywss certs DIR [--name NAME]...`: a new development CA and certificate, and how
+/// to trust it.
+fn certs(args: impl Iterator<Item = String>) -> i32 {
+    const USAGE: &str = "usage: tinywss certs DIR [--name HOST|IP]...";
+    let (mut dir, mut names) = (None, Vec::new());
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--name" => match args.next() {
+                Some(name) => names.push(name),
+                None => return usage_error("--name needs a host name or an IP address", USAGE),
+            },
+            "-h" | "--help" => return help(USAGE),
+            _ if arg.starts_with('-') || dir.is_some() => return usage_error(&format!("unexpected {arg:?}"), USAGE),
+            _ => dir = Some(PathBuf::from(arg)),
+        }
+    }
+    let Some(dir) = dir else { return usage_error("certs needs a folder", USAGE) };
+    match tinywss::DevelopmentCertificate::generate_for(&dir, &names) {
         Ok(certs) => {
-            let (ca, dir) = (certs.ca.display(), dir.display());
-            println!("made a development CA and a certificate for localhost, 127.0.0.1 and ::1 in {dir}:");
-            println!("  {}  the CA: clients must trust it", certs.ca.display());
+            let (ca, shown) = (certs.ca.display(), dir.display());
+            let all: Vec<&str> =
+                ["localhost", "127.0.0.1", "::1"].into_iter().chain(names.iter().map(String::as_str)).collect();
+            println!("made a development CA and a certificate for {} in {shown}:", all.join(", "));
+            println!("  {ca}  the CA: clients must trust it");
             println!("  {}  {}  the server's certificate and key", certs.cert.display(), certs.key.display());
-            println!("serve with:  tinywss serve --dev={dir}");
+            println!("serve with:  tinywss serve --dev={shown}");
             println!("trust it:    curl --cacert {ca}   NODE_EXTRA_CA_CERTS={ca}   SSL_CERT_FILE={ca} websocat");
             println!("             tinywss check wss://localhost:8443/ --ca {ca}");
             println!("             browsers: import {ca} as an authority (see certs/README.md in the sources)");
-            println!("never in production: the key is unencrypted and the certificate names this machine only");
+            println!(
+                "never in production: the key is unencrypted, and the certificate names only what is listed above"
+            );
             0
         }
         Err(e) => {

@@ -131,6 +131,31 @@ pub fn input(message: &Message, prefix: &str) -> Vec<u8> {
     bytes
 }
 
+/// A child process that is stopped and reaped when this is dropped, even on a panic in
+/// the code that holds it: no process outlives its connection, and no zombie stays.
+pub struct Reaper {
+    pub child: Child,
+    grace: Duration,
+    status: Option<Option<ExitStatus>>,
+}
+
+impl Reaper {
+    pub fn new(child: Child, grace: Duration) -> Reaper {
+        Reaper { child, grace, status: None }
+    }
+
+    /// Stops the process (see [`stop`]) once; how it ended.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        *self.status.get_or_insert_with(|| stop(&mut self.child, self.grace))
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Ends the process: nothing if it has exited, else SIGTERM, then SIGKILL once `grace`
 /// has passed; then reaps it. Returns how it ended.
 pub fn stop(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
