@@ -15,14 +15,19 @@ const ECHO: &str = "echo ready; while read line; do echo \"got $line\"; done";
 #[test]
 fn a_line_in_a_line_out_and_the_process_is_reaped_when_the_client_leaves() {
     let server = Tinywss::start(&["--exec", "sh", "-c", ECHO]);
+    let baseline = server.fds_and_threads();
     let mut client = server.connect("/");
     assert_eq!(read_text(&mut client), "ready");
     client.send(Message::text("hello")).unwrap();
     assert_eq!(read_text(&mut client), "got hello");
     assert_eq!(server.children().len(), 1, "{:?}", server.children());
+    let busy = server.fds_and_threads();
     leave(client);
     // Gone, not a zombie: the server waited for it.
     eventually("the process is reaped", || server.children().is_empty());
+    // Its pipes, its socket and its threads (the connection's, stdin's, stdout's) too.
+    eventually("fds and threads back to the baseline", || server.fds_and_threads() == baseline);
+    eprintln!("fds and threads: {baseline:?} idle, {busy:?} with one client and its process");
 }
 
 #[test]

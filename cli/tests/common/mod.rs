@@ -162,6 +162,20 @@ impl Tinywss {
         self.child.wait().unwrap()
     }
 
+    /// The server's open file descriptors and threads, from /proc; not the library's
+    /// parked handshake worker, which stays after the first client for the next one.
+    pub fn fds_and_threads(&self) -> (usize, usize) {
+        let entries =
+            |dir: &str| std::fs::read_dir(format!("/proc/{}/{dir}", self.pid())).into_iter().flatten().flatten();
+        let fds = entries("fd").count();
+        let threads = entries("task")
+            .filter(|task| {
+                !std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().starts_with("tinywss-hs")
+            })
+            .count();
+        (fds, threads)
+    }
+
     /// The server's resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
