@@ -10,9 +10,11 @@
 //!   reader's small channel fills, the reader stops, the pipe fills, and the process
 //!   blocks in `write`.
 //! - input: a client message is handed to the writer thread only when its channel has
-//!   room. While the process does not read, the handler stops calling `recv` (and keeps
-//!   forwarding output): nothing more is read from the client, and TCP holds it back.
+//!   room. While the process does not read, the handler keeps forwarding output and
+//!   takes at most 64 KiB more from the client (to notice it leaving): then nothing
+//!   more is read from it, and TCP holds it back.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +29,15 @@ use crate::process::{self, Framing};
 /// How long the handler sleeps when neither its client nor its process has anything:
 /// only a bound, since both wake it.
 const IDLE: Duration = Duration::from_secs(3600);
+
+/// While the process does not read: how often the handler looks whether the client is
+/// still there (one wake-up a second, only while the process is stuck)...
+const STALL_CHECK: Duration = Duration::from_secs(1);
+
+/// ...and how much more it may take from the client meanwhile (one message may be
+/// larger alone). Past that, the client is held back by TCP, and its leaving is
+/// noticed when the process reads, writes or exits, or the server stops.
+const HELD_BYTES: usize = 64 << 10;
 
 /// What `--exec` runs, and how.
 pub struct Exec {
@@ -76,6 +87,7 @@ impl Exec {
     }
 
     fn relay(&self, conn: &mut Connection<'_>, input: &Sender<Vec<u8>>, output: &Receiver<Message>) -> End {
+        let mut held = Held::default();
         loop {
             loop {
                 match output.try_recv() {
@@ -88,32 +100,44 @@ impl Exec {
                     Err(TryRecvError::Disconnected) => return End::Output,
                 }
             }
-            match conn.recv_timeout(IDLE) {
-                Ok(message) => {
-                    if let Some(end) = self.feed(conn, input, output, process::input(&message, "")) {
-                        return end;
-                    }
+            if !held.is_empty() {
+                if let Some(end) = self.feed(conn, input, output, &mut held) {
+                    return end;
                 }
+                continue;
+            }
+            match conn.recv_timeout(IDLE) {
+                Ok(message) => held.push(process::input(&message, "")),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return End::Client,
             }
         }
     }
 
-    /// Hands one client message to the process. While it does not read, waits for it (or
-    /// for shutdown) without reading the client, forwarding the process's output.
+    /// Hands the held client messages to the process. While it does not read, waits for
+    /// it (or for shutdown) and forwards its output meanwhile; and once a second looks at
+    /// the client, taking at most [`HELD_BYTES`] more from it, so that a client that
+    /// leaves is noticed while its process is stuck. Returns when one message went in.
     fn feed(
         &self,
         conn: &mut Connection<'_>,
         input: &Sender<Vec<u8>>,
         output: &Receiver<Message>,
-        bytes: Vec<u8>,
+        held: &mut Held,
     ) -> Option<End> {
-        let bytes = match input.try_send(bytes) {
-            // A process that closed its stdin gets no input: the message is dropped.
-            Ok(()) | Err(TrySendError::Disconnected(_)) => return None,
-            Err(TrySendError::Full(bytes)) => bytes,
-        };
+        while let Some(bytes) = held.pop() {
+            match input.try_send(bytes) {
+                // A process that closed its stdin gets no input: the message is dropped.
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(bytes)) => {
+                    held.push_front(bytes);
+                    break;
+                }
+            }
+        }
+        if held.is_empty() {
+            return None;
+        }
         log::debug!("{}: the process is not reading; holding the client back", conn.id());
         if conn.flush().is_err() {
             return Some(End::Client);
@@ -121,10 +145,20 @@ impl Exec {
         loop {
             let mut select = Select::new();
             let (send, recv, _stop) = (select.send(input), select.recv(output), select.recv(&self.stop));
-            let op = select.select();
+            let Ok(op) = select.select_timeout(STALL_CHECK) else {
+                while held.bytes < HELD_BYTES {
+                    match conn.recv_timeout(Duration::ZERO) {
+                        Ok(message) => held.push(process::input(&message, "")),
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return Some(End::Client),
+                    }
+                }
+                continue;
+            };
             match op.index() {
                 i if i == send => {
-                    let _ = op.send(input, bytes);
+                    // `held` is not empty here: this loop only runs while it holds a message.
+                    let _ = op.send(input, held.pop().unwrap_or_default());
                     return None;
                 }
                 i if i == recv => match op.recv(output) {
@@ -141,6 +175,35 @@ impl Exec {
                 }
             }
         }
+    }
+}
+
+/// Client messages taken from the connection but not yet written to the process.
+#[derive(Default)]
+struct Held {
+    messages: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    fn push(&mut self, bytes: Vec<u8>) {
+        self.bytes += bytes.len();
+        self.messages.push_back(bytes);
+    }
+
+    fn push_front(&mut self, bytes: Vec<u8>) {
+        self.bytes += bytes.len();
+        self.messages.push_front(bytes);
+    }
+
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let bytes = self.messages.pop_front()?;
+        self.bytes -= bytes.len();
+        Some(bytes)
     }
 }
 

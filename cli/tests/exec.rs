@@ -167,3 +167,20 @@ fn the_environment_is_as_documented() {
     // The server's own environment is passed on (PATH, to find commands).
     assert!(env.contains_key("PATH"));
 }
+
+#[test]
+fn a_client_that_leaves_while_its_process_does_not_read_is_noticed() {
+    let server = Tinywss::start(&["--exec", "sh", "-c", "echo ready; exec sleep 600"]);
+    let mut client = server.connect("/");
+    assert_eq!(read_text(&mut client), "ready");
+    // More than the pipe (64 KiB) and the channel (16 messages) hold, so the handler waits
+    // on the process, but no more than it may take from the client meanwhile (64 KiB).
+    for _ in 0..22 {
+        client.send(Message::text("x".repeat(16 << 10))).unwrap();
+    }
+    server.wait_for_log("the process is not reading");
+    let left = Instant::now();
+    leave(client);
+    eventually("the process is stopped and reaped", || server.children().is_empty());
+    eprintln!("process reaped {:?} after its client left", left.elapsed());
+}
