@@ -6,6 +6,8 @@
 //! the events channel fills, and the clients are held back by TCP.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use tinywss::{Event, Server};
 
@@ -38,6 +40,8 @@ pub fn run(
     );
     let handle = server.handle();
     let target = room.clone();
+    let ended = Arc::new(AtomicBool::new(false));
+    let output_ended = Arc::clone(&ended);
     let relay = std::thread::spawn(move || {
         for message in &output {
             let sent = match &target {
@@ -49,6 +53,7 @@ pub fn run(
             }
         }
         log::info!("the process closed its output: shutting down");
+        output_ended.store(true, Ordering::SeqCst);
         let _ = handle.shutdown();
     });
     let handle = server.handle();
@@ -71,7 +76,8 @@ pub fn run(
         }
     }
     drop(input);
-    let status = process.stop();
+    // A process that closed its output is most likely exiting: let its exit status stand.
+    let status = if ended.load(Ordering::SeqCst) { process.finish() } else { process.stop() };
     let _ = relay.join();
     log::info!("process {} ended: {}", process.child.id(), process::describe(status));
     // Its own code when it exited by itself; 0 when it was stopped with the server.

@@ -75,9 +75,13 @@ impl Exec {
         };
         log::info!("{} runs process {} ({})", conn.id(), process.child.id(), self.command.join(" "));
         let end = self.relay(conn, &input, &output);
-        // End of input first: a process that reads its stdin to the end may finish by itself.
+        // End of file on its stdin too, for a process that reads it rather than handle signals.
         drop(input);
-        let status = process::describe(process.stop());
+        let status = match end {
+            End::Output => process.finish(),
+            End::Client | End::Shutdown => process.stop(),
+        };
+        let status = process::describe(status);
         log::info!("{} process {} ended: {status}", conn.id(), process.child.id());
         if let End::Output = end {
             conn.close(1000, &format!("process ended ({status})"))?;

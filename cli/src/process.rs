@@ -148,6 +148,21 @@ impl Reaper {
     pub fn stop(&mut self) -> Option<ExitStatus> {
         *self.status.get_or_insert_with(|| stop(&mut self.child, self.grace))
     }
+
+    /// Lets the process end by itself for up to the grace period, then stops it. For a
+    /// process that closed its output: it is most likely exiting, and a SIGTERM sent
+    /// now would replace its own exit status with the signal.
+    pub fn finish(&mut self) -> Option<ExitStatus> {
+        let deadline = Instant::now() + self.grace;
+        while self.status.is_none() && Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(status)) => self.status = Some(Some(status)),
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+                Err(_) => break,
+            }
+        }
+        self.stop()
+    }
 }
 
 impl Drop for Reaper {
