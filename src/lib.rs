@@ -216,7 +216,7 @@ pub mod fuzz;
 pub use crossbeam_channel;
 
 pub use config::{Config, ConfigBuilder, SlowConsumerPolicy};
-pub use connection::{Connection, HandlerError};
+pub use connection::{Connection, HandlerError, Wakeup};
 pub use error::{CertProblem, Error, Timeout, TlsFailure};
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};
 pub use handle::Handle;

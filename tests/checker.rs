@@ -1,7 +1,7 @@
 //! The connection checker (`examples/check.rs`) against real servers: it passes on a
 //! good one and names the failing step for each broken setup the server side detects.
 
-#[path = "../examples/common/check.rs"]
+#[path = "../cli/src/check.rs"]
 mod check;
 mod common;
 

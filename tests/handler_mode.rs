@@ -330,3 +330,38 @@ fn a_streaming_handler_is_closed_by_handle_close() {
     }
     panic!("no Close frame 3 s after Handle::close; {ticks_after_close} more messages were sent");
 }
+
+#[test]
+fn a_wakeup_from_another_thread_ends_recv_timeout_early() {
+    // The handler waits an hour for its client; another thread has work for it after a
+    // moment (a process wrote a line), and wakes it instead of the hour passing.
+    let server = start_handler(
+        |b| b,
+        |conn| {
+            let wakeup = conn.wakeup();
+            let (work, to_do) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = work.send("from another thread");
+                wakeup.wake();
+            });
+            let started = Instant::now();
+            loop {
+                match conn.recv_timeout(Duration::from_secs(3600)) {
+                    Ok(message) => conn.send(message)?,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let line: &str = to_do.recv()?;
+                        conn.send(format!("{line} after {} ms", started.elapsed().as_millis()))?;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                }
+            }
+        },
+    );
+    let mut client = server.connect("/");
+    let started = Instant::now();
+    let WsMessage::Text(text) = read_data(&mut client) else { panic!("not text") };
+    assert!(text.starts_with("from another thread"), "{text}");
+    assert!(started.elapsed() < PATIENCE, "woken after {:?}", started.elapsed());
+    // The handler still serves its client after the wake-up.
+    assert_echo(&mut client, "still here");
+}

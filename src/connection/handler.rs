@@ -8,11 +8,13 @@
 //! ready, or when the buffer fills. So a burst of requests costs one flush, and no thread
 //! sits between the socket and the code that answers it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
 use super::session::{Next, Session};
+use crate::hub::Control;
 use crate::{CloseReason, ConnectionId, ConnectionInfo, Error, Message, Request};
 
 /// What a handler may fail with: any error, boxed. The connection is then closed with
@@ -97,8 +99,8 @@ impl Connection<'_> {
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Timeout`] when no message came in time (what was sent has
-    /// been flushed meanwhile); [`RecvTimeoutError::Disconnected`] once the connection
+    /// [`RecvTimeoutError::Timeout`] when no message came in time, or a [`Wakeup`] woke
+    /// the handler (what was sent has been flushed meanwhile); [`RecvTimeoutError::Disconnected`] once the connection
     /// is over.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
         match self.session.next_message(Some(Instant::now() + timeout)) {
@@ -154,8 +156,43 @@ impl Connection<'_> {
         Ok(())
     }
 
+    /// A [`Wakeup`] for this handler: another thread that has work for it (a line from a
+    /// child process, a reading from a device) makes the handler's
+    /// [`recv_timeout`](Connection::recv_timeout) return at once with
+    /// [`RecvTimeoutError::Timeout`], so the handler waits for its client and for that
+    /// thread at the same time, without polling.
+    pub fn wakeup(&self) -> Wakeup {
+        Wakeup { control: self.session.shared_control() }
+    }
+
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
         self.session.ended()
+    }
+}
+
+/// Wakes one connection's handler from another thread: see [`Connection::wakeup`].
+///
+/// `Clone + Send + Sync`. Waking a handler that is busy makes its next `recv_timeout`
+/// return at once; several wakes before it looks count as one. [`Connection::recv`]
+/// (without a timeout) does not return for a wake. Waking a connection that has ended
+/// does nothing.
+#[derive(Clone)]
+pub struct Wakeup {
+    control: Arc<Control>,
+}
+
+impl Wakeup {
+    /// Makes the handler's current or next [`Connection::recv_timeout`] return
+    /// [`RecvTimeoutError::Timeout`] at once. Costs one system call when the handler is
+    /// asleep, none when a wake is already pending.
+    pub fn wake(&self) {
+        self.control.wake_handler();
+    }
+}
+
+impl std::fmt::Debug for Wakeup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wakeup")
     }
 }

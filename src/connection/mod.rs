@@ -36,7 +36,7 @@ use std::time::Instant;
 
 pub(crate) use context::{Context, Departure, Lifeline, Slot};
 pub(crate) use handler::Handler;
-pub use handler::{Connection, HandlerError};
+pub use handler::{Connection, HandlerError, Wakeup};
 
 use client::Client;
 use http_phase::Upgraded;

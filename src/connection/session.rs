@@ -196,6 +196,11 @@ impl<'a> Session<'a> {
         &self.client.context.limits
     }
 
+    /// The signals another thread uses to wake this connection's handler.
+    pub(crate) fn shared_control(&self) -> std::sync::Arc<Control> {
+        self.client.outbox.shared_control()
+    }
+
     fn control(&self) -> &Control {
         self.client.outbox.control()
     }
@@ -253,6 +258,10 @@ impl<'a> Session<'a> {
             }
             if self.inbox_len() > 0 {
                 continue;
+            }
+            // Only a bounded wait returns for a wake-up: `recv` has no way to report one.
+            if until.is_some() && self.control().take_handler_wake() {
+                return Next::TimedOut;
             }
             if until.is_some_and(|until| Instant::now() >= until) {
                 return Next::TimedOut;

@@ -100,6 +100,11 @@ impl Outbox {
         &self.control
     }
 
+    /// The signals, for a handler's [`Wakeup`](crate::Wakeup), which outlives a borrow.
+    pub(crate) fn shared_control(&self) -> Arc<Control> {
+        Arc::clone(&self.control)
+    }
+
     /// Takes the oldest queued message, if any.
     pub(crate) fn take(&self) -> Option<WsMessage> {
         let message = self.rx.try_recv().ok()?;
@@ -141,6 +146,9 @@ pub(crate) struct Control {
     /// Whether the client's socket is full (the last write would have blocked): set and
     /// cleared by the connection thread. A long queue is the client's fault only then.
     socket_full: AtomicBool,
+    /// Set by a handler's [`Wakeup`](crate::Wakeup), cleared when the handler's
+    /// `recv_timeout` returns because of it.
+    handler_woken: AtomicBool,
 }
 
 impl Control {
@@ -152,6 +160,7 @@ impl Control {
             queued_bytes: AtomicUsize::new(0),
             queued_messages: AtomicUsize::new(0),
             socket_full: AtomicBool::new(false),
+            handler_woken: AtomicBool::new(false),
         }
     }
 
@@ -180,6 +189,18 @@ impl Control {
     /// Whether the connection is closing: a close was requested, or its thread started one.
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Asks the handler to return from `recv_timeout` now. The flag is set before the
+    /// waker rings, so a handler that checks it after its wake-up never misses it.
+    pub(crate) fn wake_handler(&self) {
+        self.handler_woken.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// Whether the handler was woken since it last looked (and forgets it).
+    pub(crate) fn take_handler_wake(&self) -> bool {
+        self.handler_woken.swap(false, Ordering::SeqCst)
     }
 
     /// The connection thread found the client's socket full (`true`) or drained (`false`).

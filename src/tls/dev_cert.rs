@@ -69,6 +69,21 @@ impl DevelopmentCertificate {
         generate_at(dir.as_ref(), SystemTime::now())
     }
 
+    /// Like [`generate`](Self::generate), with more names in the certificate besides
+    /// `localhost`, `127.0.0.1` and `::1`: host names (`pi.local`) or IP addresses
+    /// (`192.168.1.20`), for clients on other machines of the network. A renewal by
+    /// [`ConfigBuilder::development_certificate`](crate::ConfigBuilder::development_certificate)
+    /// (30 days before expiry) makes a certificate for the three defaults only.
+    ///
+    /// # Errors
+    ///
+    /// As [`generate`](Self::generate); [`Error::Config`] for a name that is neither an
+    /// IP address nor a host name (letters, digits, `-`, `.`, a leading `*.`).
+    pub fn generate_for<S: AsRef<str>>(dir: impl AsRef<Path>, names: &[S]) -> Result<DevelopmentCertificate, Error> {
+        let names = names.iter().map(|n| alt_name(n.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        generate_with(dir.as_ref(), SystemTime::now(), &names)
+    }
+
     /// Whether the three files exist (a link counts if it leads to a file).
     fn exist(&self) -> bool {
         [&self.ca, &self.cert, &self.key].iter().all(|path| path.is_file())
@@ -127,6 +142,30 @@ fn development_leaf(path: &Path) -> Result<CertificateInfo, Error> {
 }
 
 fn generate_at(dir: &Path, now: SystemTime) -> Result<DevelopmentCertificate, Error> {
+    generate_with(dir, now, &[])
+}
+
+/// A subjectAltName entry, DER: an IP address, or a host name.
+fn alt_name(name: &str) -> Result<Vec<u8>, Error> {
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return Ok(match ip {
+            std::net::IpAddr::V4(v4) => tlv(0x87, &v4.octets()),
+            std::net::IpAddr::V6(v6) => tlv(0x87, &v6.octets()),
+        });
+    }
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !valid {
+        return Err(Error::Config(format!("{name:?} is neither an IP address nor a host name for a certificate")));
+    }
+    Ok(tlv(0x82, name.to_ascii_lowercase().as_bytes()))
+}
+
+fn generate_with(dir: &Path, now: SystemTime, extra_names: &[Vec<u8>]) -> Result<DevelopmentCertificate, Error> {
     fs::create_dir_all(dir).map_err(|e| cannot_create(dir, "the folder", e))?;
     let files = DevelopmentCertificate::in_dir(dir);
     let rng = SystemRandom::new();
@@ -136,7 +175,7 @@ fn generate_at(dir: &Path, now: SystemTime) -> Result<DevelopmentCertificate, Er
     };
     let ca_key = Key::generate(&rng).map_err(no_key)?;
     let server_key = Key::generate(&rng).map_err(no_key)?;
-    let (ca, server) = certificates(&rng, &ca_key, &server_key, now).map_err(no_key)?;
+    let (ca, server) = certificates(&rng, &ca_key, &server_key, now, extra_names).map_err(no_key)?;
     // The key first and the CA last: a reader that finds a new CA finds its certificate.
     write_new(&files.key, pem("PRIVATE KEY", &server_key.pkcs8).as_bytes(), 0o600)?;
     write_new(&files.cert, pem("CERTIFICATE", &server).as_bytes(), 0o644)?;
@@ -150,6 +189,7 @@ fn certificates(
     ca_key: &Key,
     server_key: &Key,
     now: SystemTime,
+    extra_names: &[Vec<u8>],
 ) -> Result<(Vec<u8>, Vec<u8>), ring::error::Unspecified> {
     let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     // Valid from a day ago: a client whose clock is a little behind still accepts it.
@@ -164,11 +204,13 @@ fn certificates(
     ];
     let ca = certificate(rng, ca_key, &ca_name, &validity, &ca_name, ca_key, &ca_extensions)?;
     let server_name = name("localhost", "tinywss development certificate");
-    let alt_names = seq(&[
-        &tlv(0x82, b"localhost"),                            // dNSName
-        &tlv(0x87, &[127, 0, 0, 1]),                         // iPAddress
-        &tlv(0x87, &std::net::Ipv6Addr::LOCALHOST.octets()), // iPAddress
-    ]);
+    let defaults = [
+        tlv(0x82, b"localhost"),                            // dNSName
+        tlv(0x87, &[127, 0, 0, 1]),                         // iPAddress
+        tlv(0x87, &std::net::Ipv6Addr::LOCALHOST.octets()), // iPAddress
+    ];
+    let names: Vec<&[u8]> = defaults.iter().chain(extra_names).map(Vec::as_slice).collect();
+    let alt_names = seq(&names);
     let server_extensions = [extension(OID_SUBJECT_ALT_NAME, false, &alt_names)];
     let server = certificate(rng, ca_key, &ca_name, &validity, &server_name, server_key, &server_extensions)?;
     Ok((ca, server))
@@ -381,6 +423,17 @@ mod tests {
         ensure(&dir.0).unwrap();
         assert!(files.ca.is_file());
         assert_ne!(fs::read(&files.cert).unwrap(), cert, "the old certificate's CA is gone: both are new");
+    }
+
+    #[test]
+    fn more_names_go_in_after_the_defaults_and_bad_ones_are_refused() {
+        let dir = dir("names");
+        let files = DevelopmentCertificate::generate_for(&dir.0, &["pi.local", "192.168.1.20", "fd00::7"]).unwrap();
+        let leaf = development_leaf(&files.cert).unwrap();
+        assert_eq!(leaf.alt_names(), ["localhost", "pi.local", "127.0.0.1", "::1", "192.168.1.20", "fd00::7"]);
+        for bad in ["", "a b", "x..y", "évian.fr"] {
+            assert!(matches!(DevelopmentCertificate::generate_for(&dir.0, &[bad]), Err(Error::Config(_))), "{bad:?}");
+        }
     }
 
     #[test]

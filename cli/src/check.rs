@@ -1,5 +1,5 @@
-//! The connection checker behind `examples/check.rs`: connects to a `wss://` (or `ws://`)
-//! URL the way a client does and reports each step, stopping at the first that fails
+//! The connection checker behind `tinywss check` and `examples/check.rs`: connects to a
+//! `wss://` (or `ws://`) URL the way a client does and reports each step, stopping at the first that fails
 //! with a message that says what is wrong and where to fix it.
 //!
 //! Steps: URL, DNS, TCP, TLS (version, cipher suite, ALPN), certificate chain (each
@@ -9,7 +9,7 @@
 //! To show the chain even when it is refused, the TLS client uses a verifier that records
 //! what the server sent and then asks rustls' standard (webpki) verifier.
 
-// The example and the tests each use a different part of this module.
+// The program, the example and the tests each use a different part of this module.
 #![allow(dead_code)]
 
 #[path = "civil_date.rs"]
@@ -139,6 +139,67 @@ impl fmt::Display for Report {
 /// Marks a step as failed; the report holds the details.
 #[derive(Debug)]
 pub struct Failed;
+
+/// The usage line of `tinywss check` and `cargo run --example check`.
+pub const USAGE: &str = "usage: check wss://HOST[:PORT]/PATH [--ca PEM]... [--cert PEM --key PEM] \
+                         [--protocol NAME]... [--tls 1.2|1.3] [--timeout SECS]";
+
+/// Parses the checker's arguments; `Err("")` asks for the usage.
+pub fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options::new("");
+    let (mut cert, mut key) = (None, None);
+    while let Some(arg) = argv.next() {
+        if arg == "--help" || arg == "-h" {
+            return Err(String::new());
+        }
+        if !arg.starts_with("--") {
+            options.url = arg;
+            continue;
+        }
+        let value = argv.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        match arg.as_str() {
+            "--ca" => options.ca_files.push(value.into()),
+            "--cert" => cert = Some(value.into()),
+            "--key" => key = Some(value.into()),
+            "--protocol" => options.subprotocols.push(value),
+            "--tls" => options.tls_version = Some(value),
+            "--timeout" => {
+                let secs = value.parse().map_err(|_| format!("--timeout: {value:?} is not a number of seconds"))?;
+                options.timeout = Duration::from_secs(secs);
+            }
+            _ => return Err(format!("unknown option {arg}")),
+        }
+    }
+    options.client_cert = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("--cert and --key go together".into()),
+    };
+    if options.url.is_empty() {
+        return Err("no URL given".into());
+    }
+    Ok(options)
+}
+
+/// The checker as a command: parses `args`, checks, prints the report. Returns the exit
+/// status: 0 when every step passed, 1 when one failed, 2 for bad arguments.
+pub fn main(args: impl Iterator<Item = String>) -> i32 {
+    let options = match parse_args(args) {
+        Ok(options) => options,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("check: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    println!("checking {}", options.url);
+    let report = check(&options);
+    println!("{report}");
+    i32::from(report.failed_step().is_some())
+}
 
 /// Runs every step until one fails.
 pub fn check(options: &Options) -> Report {
