@@ -88,7 +88,8 @@ impl Handle {
     }
 
     /// Queues a message for every open connection. The payload is shared between
-    /// them, not copied.
+    /// them, not copied. With the Redis backplane, every server of the cluster does the
+    /// same for its own connections.
     ///
     /// # Errors
     ///
@@ -135,6 +136,12 @@ impl Handle {
     /// Queues a message for every member of `room`. The payload is shared between the
     /// members, not copied; each connection only frames and encrypts it.
     ///
+    /// With the Redis backplane ([`ConfigBuilder::redis`](crate::ConfigBuilder)), the
+    /// members on every server of the cluster get it too, exactly once each and in the
+    /// order of this server's calls: this server's at once, the others' through Redis.
+    /// The call never waits for Redis; what cannot go to it is counted in
+    /// [`Stats::backplane_dropped`].
+    ///
     /// # Errors
     ///
     /// [`Error::Closed`] after shutdown.
@@ -150,6 +157,21 @@ impl Handle {
     /// [`Error::Closed`] after shutdown.
     pub fn publish_except(&self, room: &str, message: impl Into<Message>, sender: ConnectionId) -> Result<(), Error> {
         self.shared.registry.publish(room, to_ws(message.into()), Some(sender))
+    }
+
+    /// How many connections are in `room`: on this server, and with the Redis backplane
+    /// on every server of the cluster, as each last reported (a change on another
+    /// server shows here within a Redis round trip; a server that died leaves with its
+    /// members within three of its heartbeats).
+    pub fn room_size(&self, room: &str) -> usize {
+        self.shared.registry.room_size(room)
+    }
+
+    /// The names of the cluster's servers alive now, as this one sees them: this one
+    /// first, then the others in name order. Empty without a backplane.
+    #[cfg(feature = "redis")]
+    pub fn nodes(&self) -> Vec<String> {
+        self.shared.registry.relay().map(|relay| relay.nodes()).unwrap_or_default()
     }
 
     /// A snapshot of the server's counters.
@@ -219,6 +241,7 @@ impl Handle {
                 running += 1;
             }
         }
+        self.shared.registry.join_relay(deadline);
         if running > 0 {
             return Err(Error::ShutdownTimeout { threads: running });
         }
