@@ -224,6 +224,9 @@ impl Handle {
         let Some(threads) = threads else { return Ok(()) };
         log::info!("shutting down {}", self.addrs());
         let deadline = Instant::now() + self.shared.shutdown_timeout;
+        // 0. The cluster's other servers hear this one leave before its events can end
+        //    (and with them, often, the application).
+        self.shared.registry.leave_cluster(deadline);
         // 1. No new clients: every connection the acceptor started is registered by now.
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.acceptor_waker.wake();
@@ -241,7 +244,6 @@ impl Handle {
                 running += 1;
             }
         }
-        self.shared.registry.join_relay(deadline);
         if running > 0 {
             return Err(Error::ShutdownTimeout { threads: running });
         }

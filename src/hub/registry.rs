@@ -223,8 +223,7 @@ impl Registry {
     }
 
     /// Asks every connection, open or still in its handshake, to close with 1001; the
-    /// handles' operations fail with [`Error::Closed`] from now on. The relay says
-    /// goodbye to the other servers.
+    /// handles' operations fail with [`Error::Closed`] from now on.
     pub(crate) fn shutdown(&self) {
         let mut state = self.write();
         state.shut_down = true;
@@ -232,15 +231,13 @@ impl Registry {
             entry.outbox.control().request_close(1001, "server shutting down");
         }
         log::debug!("shutdown: asked {} connections to close", state.conns.len());
-        drop(state);
-        if let Some(relay) = self.relay.get() {
-            relay.stop();
-        }
     }
 
-    /// Waits until `deadline` for the relay's threads to end.
-    pub(crate) fn join_relay(&self, deadline: Instant) {
+    /// This server leaves the cluster: the relay says goodbye to the other servers and
+    /// its threads end (waiting until `deadline` at most). Messages from then on stay here.
+    pub(crate) fn leave_cluster(&self, deadline: Instant) {
         if let Some(relay) = self.relay.get() {
+            relay.stop();
             relay.join(deadline);
         }
     }
