@@ -157,7 +157,9 @@
 //!   of a subscribe round trip whenever a room appears on a server, during which a new
 //!   member misses messages; with one channel, a member counted in presence on another
 //!   server gets everything that server publishes afterwards. Redis spends the same
-//!   either way, about 1 µs per `PUBLISH` with three servers (`bench/NOTES.md`).
+//!   either way, about 1 µs per `PUBLISH` with three servers; a server skips a message
+//!   for a room it does not have in about 30 µs of its subscriber thread, about one
+//!   delivery's worth (`bench/NOTES.md`).
 //! - **Envelope**: binary, so binary messages travel as they are: a version byte (1), a
 //!   kind, the sending server's name, then for a message a flags byte (text or binary),
 //!   the sender's connection, the room and the payload: 14 bytes plus the two names.
