@@ -94,7 +94,7 @@
 //! | Redis backplane: `redis_publish_queue`, `redis_publish_queue_bytes` | 1,024 messages, 4 MiB waiting for the publisher thread | not sent to the other servers (this server's clients get it); [`Stats::backplane_dropped`], a warning at most every 10 s |
 //! | Redis backplane: Redis unreachable, or a command unanswered for `redis_heartbeat` (at least 1 s) | — | messages for the other servers dropped at once and counted ([`Stats::backplane_dropped`]); one warning per outage; reconnects every 50 ms, doubling up to the heartbeat |
 //! | Redis backplane: a message from Redis | an envelope of version 1, checked byte by byte; payload at most [`max_message_size`](ConfigBuilder::max_message_size) | skipped; [`Stats::backplane_malformed`] |
-//! | Redis backplane: other servers tracked | 256 servers, 100,000 rooms each; a server silent for three of its heartbeats (`redis_heartbeat`, 5 s) is gone | envelopes of more servers skipped ([`Stats::backplane_malformed`]); more rooms left out of presence |
+//! | Redis backplane: other servers tracked | 256 servers, 100,000 rooms each, 16 MiB of their room names in all; heartbeat and presence envelopes of at most 64 KiB; a server silent for three of its heartbeats (`redis_heartbeat`, 5 s) is gone | envelopes of more servers, or larger, skipped; more rooms left out of presence; each counted in [`Stats::backplane_malformed`] |
 //!
 //! ## TLS
 //!

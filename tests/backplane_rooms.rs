@@ -182,3 +182,16 @@ fn presence_counts_the_members_of_every_node() {
     );
     shutting_down.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_message_published_as_soon_as_bind_returns_goes_to_the_other_servers() {
+    let redis = RedisServer::start();
+    let b = Node::start(&redis.url(), "listener", |b| b);
+    let (mut member, _) = b.member(&["room"]);
+    for i in 0..10 {
+        let a = Node::start(&redis.url(), &format!("newcomer-{i}"), |b| b);
+        a.handle().publish("room", format!("first words {i}")).unwrap();
+        assert_eq!(a.stats().backplane_dropped, 0, "dropped on start {i}");
+        assert_eq!(read_text(&mut member), format!("first words {i}"));
+    }
+}

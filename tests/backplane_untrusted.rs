@@ -46,6 +46,18 @@ fn malformed_and_oversized_envelopes_are_skipped_and_counted() {
     truncated_presence.push(1);
     truncated_presence.extend_from_slice(&1_000_000u32.to_be_bytes());
     truncated_presence.extend_from_slice(&[0, 4, b'r', b'o', b'o', b'm', 0, 0, 0, 9]);
+    // Well formed, but larger than any presence chunk a node sends (32 KiB of rooms).
+    let mut huge_presence = vec![1, 4, 7];
+    huge_presence.extend_from_slice(b"emitter");
+    huge_presence.extend_from_slice(&1u64.to_be_bytes());
+    huge_presence.push(1);
+    huge_presence.extend_from_slice(&100u32.to_be_bytes());
+    for i in 0..100u32 {
+        let room = format!("{i:0>700}");
+        huge_presence.extend_from_slice(&(room.len() as u16).to_be_bytes());
+        huge_presence.extend_from_slice(room.as_bytes());
+        huge_presence.extend_from_slice(&1u32.to_be_bytes());
+    }
     let mut zero_heartbeat = vec![1, 3, 7];
     zero_heartbeat.extend_from_slice(b"emitter");
     zero_heartbeat.extend_from_slice(&0u64.to_be_bytes());
@@ -71,6 +83,7 @@ fn malformed_and_oversized_envelopes_are_skipped_and_counted() {
         ("text that is not UTF-8", MESSAGES, room_message(b"emitter", b"room", 0, b"\xc3\x28")),
         ("larger than max_message_size", MESSAGES, room_message(b"emitter", b"room", 1, &[7; 1025])),
         ("presence with entries missing", NODES, truncated_presence),
+        ("presence over 64 KiB", NODES, huge_presence),
         ("a heartbeat of 0 ms", NODES, zero_heartbeat),
     ];
     let before = a.stats().backplane_malformed;

@@ -185,9 +185,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// The most payload bytes waiting for the publisher thread; past it, as for
-    /// [`redis_publish_queue`](Self::redis_publish_queue). One larger message still goes
-    /// when nothing else waits.
+    /// The most bytes (payloads and room names) waiting for the publisher thread; past
+    /// it, as for [`redis_publish_queue`](Self::redis_publish_queue). One larger message
+    /// still goes when nothing else waits.
     ///
     /// Defaults to 4 MiB.
     pub fn redis_publish_queue_bytes(mut self, bytes: usize) -> Self {

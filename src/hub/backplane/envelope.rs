@@ -38,6 +38,10 @@ const BINARY: u8 = 1;
 /// in several envelopes, one version each.
 pub(crate) const PRESENCE_CHUNK: usize = 32 << 10;
 
+/// The largest envelope accepted on the nodes channel (a presence chunk with its
+/// header fits with room to spare).
+pub(crate) const MAX_CONTROL: usize = 64 << 10;
+
 /// What a received envelope says. It borrows the received bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Envelope<'a> {

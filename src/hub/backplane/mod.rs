@@ -204,10 +204,11 @@ impl Backplane {
             // Logged once for the whole outage, by the thread that saw Redis go.
             return bump(&shared.stats.backplane_dropped);
         }
-        let len = message.len();
-        if len > shared.max_message_size || room.is_some_and(|room| room.len() > usize::from(u16::MAX)) {
+        if message.len() > shared.max_message_size || room.is_some_and(|room| room.len() > usize::from(u16::MAX)) {
             return shared.dropped("a message larger than max_message_size, or for a room name longer than 64 KiB");
         }
+        // The room's name waits too: a long one costs its bytes.
+        let len = message.len() + room.map_or(0, str::len);
         let waiting = shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if waiting > 0 && waiting + len > shared.queue_bytes {
             shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);

@@ -21,10 +21,19 @@ pub(crate) const MAX_NODES: usize = 256;
 /// The most rooms tracked per node; the rest of a larger presence is left out.
 pub(crate) const MAX_ROOMS_PER_NODE: usize = 100_000;
 
+/// The most memory the other nodes' rooms may take here, counted as each room's name
+/// plus [`ENTRY_COST`]; rooms past it are left out.
+pub(crate) const MAX_PRESENCE_BYTES: usize = 16 << 20;
+
+/// What a room entry costs besides its name (map slot, string header, count).
+const ENTRY_COST: usize = 64;
+
 /// The other nodes, as heard.
 #[derive(Debug, Default)]
 pub(crate) struct RemoteNodes {
     nodes: HashMap<String, RemoteNode>,
+    /// What their rooms take, as [`MAX_PRESENCE_BYTES`] counts it.
+    bytes: usize,
 }
 
 #[derive(Debug)]
@@ -35,6 +44,8 @@ struct RemoteNode {
     /// The presence version applied; `None` when a gap was seen (until it replaces all).
     version: Option<u64>,
     rooms: HashMap<String, u32>,
+    /// What `rooms` takes, as [`MAX_PRESENCE_BYTES`] counts it.
+    bytes: usize,
 }
 
 /// What the caller must do after an envelope was applied.
@@ -46,6 +57,8 @@ pub(crate) enum Heard {
     Gap,
     /// A node that is not tracked (too many nodes already).
     Ignored,
+    /// Applied, but some rooms were left out (too many, or too many bytes).
+    Truncated,
 }
 
 impl RemoteNodes {
@@ -71,23 +84,38 @@ impl RemoteNodes {
         default_interval: Duration,
         now: Instant,
     ) -> Heard {
-        let Some(entry) = self.entry(node, default_interval, now) else { return Heard::Ignored };
+        if self.entry(node, default_interval, now).is_none() {
+            return Heard::Ignored;
+        }
+        let (total, Some(entry)) = (&mut self.bytes, self.nodes.get_mut(node)) else { return Heard::Ignored };
         entry.expires = now + entry.interval * MISSED_HEARTBEATS;
         if replace {
+            *total -= std::mem::take(&mut entry.bytes);
             entry.rooms.clear();
         } else if entry.version.is_none_or(|seen| seen.wrapping_add(1) != version) {
             entry.version = None;
             return Heard::Gap;
         }
+        let mut heard = Heard::Fine;
         for &(room, members) in rooms {
+            let cost = room.len() + ENTRY_COST;
             if members == 0 {
-                entry.rooms.remove(room);
-            } else if entry.rooms.len() < MAX_ROOMS_PER_NODE || entry.rooms.contains_key(room) {
+                if entry.rooms.remove(room).is_some() {
+                    entry.bytes -= cost;
+                    *total -= cost;
+                }
+            } else if let Some(count) = entry.rooms.get_mut(room) {
+                *count = members;
+            } else if entry.rooms.len() < MAX_ROOMS_PER_NODE && *total + cost <= MAX_PRESENCE_BYTES {
                 entry.rooms.insert(room.to_owned(), members);
+                entry.bytes += cost;
+                *total += cost;
+            } else {
+                heard = Heard::Truncated;
             }
         }
         entry.version = Some(version);
-        Heard::Fine
+        heard
     }
 
     /// Whether `node` is tracked.
@@ -97,13 +125,22 @@ impl RemoteNodes {
 
     /// The node shut down.
     pub(crate) fn goodbye(&mut self, node: &str) -> bool {
-        self.nodes.remove(node).is_some()
+        let gone = self.nodes.remove(node);
+        self.bytes -= gone.as_ref().map_or(0, |node| node.bytes);
+        gone.is_some()
     }
 
     /// Forgets the nodes not heard from in time; returns whether any were.
     pub(crate) fn expire(&mut self, now: Instant) -> bool {
         let before = self.nodes.len();
-        self.nodes.retain(|_, node| node.expires > now);
+        let total = &mut self.bytes;
+        self.nodes.retain(|_, node| {
+            let alive = node.expires > now;
+            if !alive {
+                *total -= node.bytes;
+            }
+            alive
+        });
         self.nodes.len() != before
     }
 
@@ -149,6 +186,7 @@ impl RemoteNodes {
                 interval,
                 version: None,
                 rooms: HashMap::new(),
+                bytes: 0,
             };
             self.nodes.insert(node.to_owned(), fresh);
         }
@@ -220,6 +258,24 @@ mod tests {
         assert_eq!(nodes.next_expiry(), Some(now + 6 * SECOND));
         assert!(nodes.goodbye("b"));
         assert_eq!(nodes.count(later), 0);
+    }
+
+    #[test]
+    fn room_names_kept_for_other_nodes_are_bounded_in_bytes() {
+        let (mut nodes, now) = (RemoteNodes::default(), Instant::now());
+        let long = |i: usize| format!("{i:0>1000}");
+        let names: Vec<String> = (0..MAX_PRESENCE_BYTES / 1000 + 10).map(long).collect();
+        let rooms: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        for chunk in rooms.chunks(1000).enumerate() {
+            nodes.presence(&format!("n{}", chunk.0), 1, true, chunk.1, SECOND, now);
+        }
+        assert!(nodes.bytes <= MAX_PRESENCE_BYTES, "{} bytes kept", nodes.bytes);
+        let kept: usize = names.iter().map(|n| nodes.members(n, now)).sum();
+        assert!(kept < names.len(), "all {kept} rooms kept");
+        // Forgetting a node gives its bytes back.
+        assert!(nodes.goodbye("n0"));
+        assert_eq!(nodes.presence("late", 1, true, &[("a room", 1)], SECOND, now), Heard::Fine);
+        assert_eq!(nodes.members("a room", now), 1);
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub(super) fn spawn(
     alive: Sender<()>,
 ) -> Result<JoinHandle<()>, Error> {
     let backoff = Backoff::new(shared.heartbeat);
+    if connection.is_some() {
+        // Before `Server::bind` returns: its first publish must not find Redis "down".
+        shared.link.up(Side::Publisher);
+    }
     let publisher = Publisher {
         shared,
         redis,
@@ -84,7 +88,7 @@ enum Turn {
 impl Publisher {
     fn run(mut self, mut connection: Option<Connection>) {
         if connection.is_some() {
-            self.connected();
+            self.announce();
         }
         loop {
             let Some(redis) = connection.as_mut() else {
@@ -116,7 +120,8 @@ impl Publisher {
             match self.redis.connect() {
                 Ok(connection) => {
                     self.backoff.reset();
-                    self.connected();
+                    self.shared.link.up(Side::Publisher);
+                    self.announce();
                     return Some(connection);
                 }
                 Err(error) => self.shared.link.down(Side::Publisher, &error),
@@ -129,8 +134,7 @@ impl Publisher {
     }
 
     /// Tells everyone who this node is and what it has, at once.
-    fn connected(&mut self) {
-        self.shared.link.up(Side::Publisher);
+    fn announce(&mut self) {
         self.shared.presence_all_due.store(true, Ordering::Relaxed);
         self.next_heartbeat = Instant::now();
         self.last_presence = None;
@@ -143,8 +147,8 @@ impl Publisher {
         loop {
             select! {
                 recv(self.queue) -> item => match item {
-                    Ok(Outgoing::Message { message, .. }) => {
-                        self.shared.queued_bytes.fetch_sub(message.len(), Ordering::Relaxed);
+                    Ok(Outgoing::Message { room, message, .. }) => {
+                        self.shared.queued_bytes.fetch_sub(queued_len(room.as_deref(), &message), Ordering::Relaxed);
                         add(&self.shared.stats.backplane_dropped, 1);
                     }
                     Ok(Outgoing::Wake) => {}
@@ -207,7 +211,7 @@ impl Publisher {
 
     fn add(&self, batch: &mut Batch, item: Outgoing) {
         if let Outgoing::Message { room, message, except } = item {
-            self.shared.queued_bytes.fetch_sub(message.len(), Ordering::Relaxed);
+            self.shared.queued_bytes.fetch_sub(queued_len(room.as_deref(), &message), Ordering::Relaxed);
             batch.message(&self.shared.messages_channel, &self.shared.node, room.as_deref(), except, &message);
         }
     }
@@ -264,6 +268,12 @@ impl Publisher {
             log::debug!("{}: goodbye not sent: {e}", self.shared.node);
         }
     }
+}
+
+/// What a handed-off message counts toward `redis_publish_queue_bytes` (as
+/// `Backplane::hand_off` added it).
+fn queued_len(room: Option<&str>, message: &tungstenite::Message) -> usize {
+    message.len() + room.map_or(0, str::len)
 }
 
 /// `PUBLISH` commands written in RESP, one after the other, sent as one write.

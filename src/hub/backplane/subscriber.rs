@@ -147,7 +147,11 @@ impl Subscriber {
         } else {
             return;
         };
-        let envelope = match envelope::decode(message.get_payload_bytes()) {
+        let bytes = message.get_payload_bytes();
+        if !on_messages && bytes.len() > envelope::MAX_CONTROL {
+            return shared.malformed("a presence or heartbeat envelope larger than 64 KiB");
+        }
+        let envelope = match envelope::decode(bytes) {
             Ok(envelope) => envelope,
             Err(why) => return shared.malformed(why),
         };
@@ -224,6 +228,10 @@ impl Subscriber {
             Heard::Fine => {}
             Heard::Gap => self.request_hello(false),
             Heard::Ignored => return self.shared.malformed("a node beyond the 256 this server keeps track of"),
+            Heard::Truncated => self.shared.malformed(
+                "presence beyond what this server keeps for other nodes (100,000 rooms each, 16 MiB of room \
+                 names in all); the rest left out",
+            ),
         }
         if !known && self.shared.remote().knows(node) {
             log::info!("{}: {} joined the cluster", self.shared.node, log_safe(node));
