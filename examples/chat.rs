@@ -18,13 +18,19 @@
 //! their sender only.
 //!
 //! Usage: cargo run --example chat -- [--bind ADDR]... [--cert PEM --key PEM]
-//!        [--max-connections N]
+//!        [--max-connections N] [--redis URL]
+//!
+//! With `--redis URL` (and `--features redis`), several chat servers share their rooms
+//! through Redis: what is said in a room reaches its people on every server. Each server
+//! lists its own people in the member and room panels, and keeps names unique among them.
 //!
 //! With no `--cert`/`--key`, it uses the development certificate in `certs/`: trust
 //! `certs/ca.pem` in the browser (see `certs/README.md`) and open the printed URL.
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/cluster.rs"]
+mod cluster;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -193,7 +199,8 @@ impl Chat {
     }
 
     fn show_members(&self, room: &str) {
-        let _ = self.handle.publish(room, format!("/members {room} {}", self.in_room(room).join(" ")).trim_end());
+        let line = format!("/members {room} {}", self.in_room(room).join(" "));
+        self.tell_here(|member| member.room == room, line.trim_end());
     }
 
     fn show_rooms(&self) {
@@ -202,7 +209,15 @@ impl Chat {
             *rooms.entry(member.room.as_str()).or_default() += 1;
         }
         let list: Vec<String> = rooms.iter().map(|(room, count)| format!("{room}:{count}")).collect();
-        let _ = self.handle.broadcast(format!("/rooms {}", list.join(" ")));
+        self.tell_here(|_| true, &format!("/rooms {}", list.join(" ")));
+    }
+
+    /// Sends `line` to the people of this server that `to` picks. Not through a room:
+    /// with `--redis` a room spans servers, and each server knows only its own people.
+    fn tell_here(&self, to: impl Fn(&Member) -> bool, line: &str) {
+        for (conn, _) in self.members.iter().filter(|(_, member)| to(member)) {
+            self.tell(*conn, line);
+        }
     }
 
     fn tell(&self, conn: ConnectionId, line: &str) {
@@ -265,10 +280,13 @@ fn percent_decode(text: &str) -> String {
 
 fn main() {
     cli::init_logging();
-    let args = cli::Cli::parse("chat", "", &[]);
+    let args = cli::Cli::parse("chat", "[--redis URL]", &["redis"]);
+    let redis = cluster::url(&args);
     let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chat-www");
-    let server = args
-        .serve(|builder| builder.static_dir(www).websocket_path("/ws").allow_same_origin(true).max_message_size(4096));
+    let server = args.serve(|builder| {
+        let builder = builder.static_dir(www).websocket_path("/ws").allow_same_origin(true).max_message_size(4096);
+        cluster::join(builder, redis.as_deref())
+    });
     log::info!("chat ready: open {} in a browser", cli::reach(&server, "https", "/"));
 
     let mut chat = Chat { handle: server.handle(), members: HashMap::new(), next_guest: 1 };

@@ -11,11 +11,19 @@
 //! logs its counters, so you can watch this happen, e.g. with a client that reads
 //! slowly: `websocat -n --ping-interval 0 wss://localhost:8443/ | pv -L 1k`.
 //!
+//! With `--redis URL` (and `--features redis`), several ticker servers share the feed
+//! through Redis: one of them (the first alive in name order) runs it, and every
+//! server's subscribers get it; when that server dies, the next takes over within three
+//! heartbeats.
+//!
 //! Usage: cargo run --example ticker -- [--bind ADDR]... [--cert PEM --key PEM]
 //!        [--max-connections N] [--rate UPDATES_PER_SECOND] [--policy close|drop]
+//!        [--redis URL]
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/cluster.rs"]
+mod cluster;
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,14 +34,17 @@ const SYMBOLS: [&str; 4] = ["ACME", "GLOBEX", "INITECH", "UMBRELLA"];
 
 fn main() {
     cli::init_logging();
-    let args = cli::Cli::parse("ticker", "[--rate N] [--policy close|drop]", &["rate", "policy"]);
+    let args =
+        cli::Cli::parse("ticker", "[--rate N] [--policy close|drop] [--redis URL]", &["rate", "policy", "redis"]);
+    let redis = cluster::url(&args);
     let rate: u32 = args.get("rate", 10).clamp(1, 10_000);
     let policy = match args.get("policy", "close".to_string()).as_str() {
         "close" => SlowConsumerPolicy::Close,
         "drop" => SlowConsumerPolicy::DropNewest,
         other => args.usage_error(&format!("--policy: {other:?} is neither close nor drop")),
     };
-    let server = args.serve(|builder| builder.slow_consumer_policy(policy).outbound_queue(256));
+    let server =
+        args.serve(|builder| cluster::join(builder.slow_consumer_policy(policy).outbound_queue(256), redis.as_deref()));
     log::info!(
         "ticker ready at {}: send `sub ACME`; {rate} updates/s per symbol; {policy:?} slow consumers",
         cli::reach(&server, "wss", "/")
@@ -72,7 +83,9 @@ fn run_feed(handle: &Handle, rate: u32) {
     let mut next = Instant::now();
     let mut report = Instant::now() + Duration::from_secs(5);
     for seq in 0u64.. {
-        for (symbol, price) in SYMBOLS.iter().zip(prices.iter_mut()) {
+        // With --redis, one server's feed is everyone's: the others pass it on.
+        let symbols: &[&str] = if cluster::leads(handle) { &SYMBOLS } else { &[] };
+        for (symbol, price) in symbols.iter().zip(prices.iter_mut()) {
             // xorshift: a cheap, deterministic random walk.
             seed ^= seed << 13;
             seed ^= seed >> 7;

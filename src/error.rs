@@ -89,6 +89,16 @@ pub enum Error {
         /// How many connection threads were still running.
         threads: usize,
     },
+    /// The Redis backplane ([`ConfigBuilder::redis`](crate::ConfigBuilder), feature
+    /// `redis`) could not connect at start: Redis unreachable, a wrong password, a
+    /// certificate that is not trusted. (With
+    /// [`redis_retry_at_start`](crate::ConfigBuilder) the server starts anyway.)
+    Redis {
+        /// The Redis URL, without its password.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -119,6 +129,7 @@ impl fmt::Display for Error {
             Error::ShutdownTimeout { threads } => {
                 write!(f, "shutdown deadline passed with {threads} connection threads still running")
             }
+            Error::Redis { url, reason } => write!(f, "redis backplane at {url}: {reason}"),
         }
     }
 }

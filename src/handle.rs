@@ -88,7 +88,8 @@ impl Handle {
     }
 
     /// Queues a message for every open connection. The payload is shared between
-    /// them, not copied.
+    /// them, not copied. With the Redis backplane, every server of the cluster does the
+    /// same for its own connections.
     ///
     /// # Errors
     ///
@@ -135,6 +136,12 @@ impl Handle {
     /// Queues a message for every member of `room`. The payload is shared between the
     /// members, not copied; each connection only frames and encrypts it.
     ///
+    /// With the Redis backplane ([`ConfigBuilder::redis`](crate::ConfigBuilder)), the
+    /// members on every server of the cluster get it too, exactly once each and in the
+    /// order of this server's calls: this server's at once, the others' through Redis.
+    /// The call never waits for Redis; what cannot go to it is counted in
+    /// [`Stats::backplane_dropped`].
+    ///
     /// # Errors
     ///
     /// [`Error::Closed`] after shutdown.
@@ -150,6 +157,21 @@ impl Handle {
     /// [`Error::Closed`] after shutdown.
     pub fn publish_except(&self, room: &str, message: impl Into<Message>, sender: ConnectionId) -> Result<(), Error> {
         self.shared.registry.publish(room, to_ws(message.into()), Some(sender))
+    }
+
+    /// How many connections are in `room`: on this server, and with the Redis backplane
+    /// on every server of the cluster, as each last reported (a change on another
+    /// server shows here within a Redis round trip; a server that died leaves with its
+    /// members within three of its heartbeats).
+    pub fn room_size(&self, room: &str) -> usize {
+        self.shared.registry.room_size(room)
+    }
+
+    /// The names of the cluster's servers alive now, as this one sees them: this one
+    /// first, then the others in name order. Empty without a backplane.
+    #[cfg(feature = "redis")]
+    pub fn nodes(&self) -> Vec<String> {
+        self.shared.registry.relay().map(|relay| relay.nodes()).unwrap_or_default()
     }
 
     /// A snapshot of the server's counters.
@@ -202,6 +224,9 @@ impl Handle {
         let Some(threads) = threads else { return Ok(()) };
         log::info!("shutting down {}", self.addrs());
         let deadline = Instant::now() + self.shared.shutdown_timeout;
+        // 0. The cluster's other servers hear this one leave before its events can end
+        //    (and with them, often, the application).
+        self.shared.registry.leave_cluster(deadline);
         // 1. No new clients: every connection the acceptor started is registered by now.
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.acceptor_waker.wake();

@@ -21,6 +21,9 @@
 //!  the application ── Handle::send/broadcast/close ─────┘
 //!  (Server::events)   in the caller's thread: find the client in the shared
 //!                     registry (hub/), queue the message, ring the client's waker
+//!         │ optional (feature `redis`): rooms across servers
+//!         ▼
+//!  Redis pub/sub backplane (hub/backplane/): a publisher thread, a subscriber thread
 //! ```
 //!
 //! Each client thread sleeps in `poll(2)` until its socket has bytes, the application
@@ -88,6 +91,10 @@
 //! | [`events_capacity`](ConfigBuilder::events_capacity) | 1,024 events waiting for the application, at most an eighth from one connection | that connection's thread waits for the application; TCP slows that client only; nothing is dropped; [`Stats::events_throttled`] |
 //! | [`events_bytes`](ConfigBuilder::events_bytes) | 4 MiB of messages waiting for the application, at most an eighth from one connection (one larger message still goes alone) | the same |
 //! | certificate, key and CA files | regular files of at most 1 MiB | refused with [`Error::TlsFile`] ([`CertProblem::NotARegularFile`]) naming the file; a renewal that fails stays refused until the files change |
+//! | Redis backplane: `redis_publish_queue`, `redis_publish_queue_bytes` | 1,024 messages, 4 MiB waiting for the publisher thread | not sent to the other servers (this server's clients get it); [`Stats::backplane_dropped`], a warning at most every 10 s |
+//! | Redis backplane: Redis unreachable, or a command unanswered for `redis_heartbeat` (at least 1 s) | — | messages for the other servers dropped at once and counted ([`Stats::backplane_dropped`]); one warning per outage; reconnects every 50 ms, doubling up to the heartbeat |
+//! | Redis backplane: a message from Redis | an envelope of version 1, checked byte by byte; payload at most [`max_message_size`](ConfigBuilder::max_message_size) | skipped; [`Stats::backplane_malformed`] |
+//! | Redis backplane: other servers tracked | 256 servers, 100,000 rooms each, 16 MiB of their room names in all; heartbeat and presence envelopes of at most 64 KiB; a server silent for three of its heartbeats (`redis_heartbeat`, 5 s) is gone | envelopes of more servers, or larger, skipped; more rooms left out of presence; each counted in [`Stats::backplane_malformed`] |
 //!
 //! ## TLS
 //!
@@ -132,13 +139,61 @@
 //!   faster mode on every throughput figure (`BENCHMARKS.md` in the repository), for
 //!   work that each client does on its own.
 //!
+//! ## Rooms across servers (feature `redis`)
+//!
+//! With `ConfigBuilder::redis("redis://HOST:6379/")`, several servers sharing one Redis
+//! share their rooms: [`Handle::publish`], [`publish_except`](Handle::publish_except)
+//! and [`broadcast`](Handle::broadcast) reach the members on every server, exactly once
+//! each and in the order one server sent them; [`Handle::room_size`] counts the members
+//! of every server; `Handle::nodes` names the servers alive. The publishing server
+//! delivers to its own members at once and skips its own messages when Redis sends them
+//! back. Nothing waits for Redis: a bounded hand-off feeds one publisher thread, one
+//! subscriber thread receives, both reconnect with backoff; what cannot go is dropped and
+//! counted, never queued without bound.
+//!
+//! - **Channels**: two per cluster, `PREFIX:messages` (room messages, broadcasts) and
+//!   `PREFIX:nodes` (heartbeats, presence), whatever the number of rooms. One channel
+//!   per room would spare a server the messages of rooms it does not have, at the price
+//!   of a subscribe round trip whenever a room appears on a server, during which a new
+//!   member misses messages; with one channel, a member counted in presence on another
+//!   server gets everything that server publishes afterwards. Redis spends the same
+//!   either way, about 1 µs per `PUBLISH` with three servers; a server skips a message
+//!   for a room it does not have in about 30 µs of its subscriber thread, about one
+//!   delivery's worth (`bench/NOTES.md`).
+//! - **Envelope**: binary, so binary messages travel as they are: a version byte (1), a
+//!   kind, the sending server's name, then for a message a flags byte (text or binary),
+//!   the sender's connection, the room and the payload: 14 bytes plus the two names.
+//!   Another program may publish into rooms by writing the same bytes; the layout is in
+//!   `src/hub/backplane/envelope.rs`.
+//! - **Presence**: each server sends what changed in its rooms (versioned, at most every
+//!   50 ms) and a heartbeat every `redis_heartbeat` (5 s). A server not heard from for
+//!   three heartbeats (killed, or cut off) disappears with its members: within 15 s by
+//!   default; one that shuts down says goodbye and disappears at once. A server that
+//!   sees a version go missing asks everyone for their whole presence again. The
+//!   counts show in [`Stats::backplane_nodes`] and on the health endpoint.
+//! - **Untrusted input**: whoever can publish on Redis can send anything; every
+//!   envelope is checked (lengths, UTF-8, names, [`max_message_size`](ConfigBuilder::max_message_size))
+//!   and skipped if it fails ([`Stats::backplane_malformed`]). The redis client holds a
+//!   whole message before tinywss sees it: Redis' own `proto-max-bulk-len` and the
+//!   subscriber's `client-output-buffer-limit pubsub` (32 MiB by default) bound that.
+//! - **TLS and passwords**: `rediss://` on the same rustls (no OpenSSL, no tokio), with
+//!   the system's CA certificates or `redis_ca_file`; `redis://:PASSWORD@HOST`. The
+//!   password never reaches a log or an error.
+//! - **What it costs**: nothing without the feature (`cargo tree` is unchanged). With
+//!   it: 39 more crates (21 of them the Unicode tables of `url`'s international domain
+//!   names; an application that names Redis by address or ASCII host can drop those with
+//!   `cargo update -p idna_adapter --precise 1.0.0`), about 600 KB more in a small
+//!   build, and 70 % more CPU for a clean build (`bench/NOTES.md`); two threads per
+//!   server, idle except for the heartbeat.
+//!
 //! ## Threads and shutdown
 //!
 //! [`Server::bind`] starts one acceptor thread, for every address it listens on; each
 //! client gets its own thread once its handshake is done (handshakes run on a few parked
-//! workers). There is no thread in between: [`Handle`] calls
-//! queue messages straight onto the clients' queues. [`Server::events`] is a crossbeam
-//! `Receiver`, so the application can `select!` it together with its own channels.
+//! workers; the Redis backplane adds two, "tinywss-pub" and "tinywss-sub"). There is no
+//! thread in between: [`Handle`] calls queue messages straight onto the clients' queues.
+//! [`Server::events`] is a crossbeam `Receiver`, so the application can `select!` it
+//! together with its own channels.
 //! [`Handle::shutdown`] (or dropping the [`Server`]) closes every client with 1001 and
 //! joins all threads within the shutdown timeout; the events channel then ends. Call it
 //! from a Ctrl-C/SIGTERM handler (the `ctrlc` crate, as the examples do): otherwise the
@@ -164,8 +219,8 @@
 //! | level | what |
 //! |---|---|
 //! | `error` | the acceptor stopped working, a renewed certificate refused, a panic on a connection thread (with the connection id and the panic's message) |
-//! | `warn`  | certificate problems that do not stop the server, a development certificate in use, plain `ws://`, slow clients closed, accept failures, clients refused or handshakes shed at the limits (at most one line per 10 s; the rest at `debug`) |
-//! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal, failed handshakes (at most one line per 10 s; the rest at `debug`) |
+//! | `warn`  | certificate problems that do not stop the server, a development certificate in use, plain `ws://`, slow clients closed, accept failures, clients refused or handshakes shed at the limits (at most one line per 10 s; the rest at `debug`); Redis unreachable (once per outage), another server gone silent, messages from Redis skipped or not sent to it (at most one line per 10 s) |
+//! | `info`  | server start and shutdown, the certificate in service (subject, expiry, fingerprint) and each renewal, failed handshakes (at most one line per 10 s; the rest at `debug`); Redis connected and back after an outage (with the messages it cost), another server leaving |
 //! | `debug` | each connection: TLS version, cipher suite, SNI and ALPN; the HTTP request and the 101 response, header by header; open; the close (who, code, reason, duration, messages and bytes each way) |
 //! | `trace` | each frame both ways (target `tinywss::frames`: opcode, FIN, RSV, masked, payload length), each message and control frame |
 //!

@@ -11,6 +11,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::admission::{address_key, Admission, Refusal, Verdict};
 use crate::connection::{Accepted, Connection, Context, Handler, HandlerError, Lifeline};
 use crate::handle::{Handle, Shared, Threads};
+#[cfg(feature = "redis")]
+use crate::hub::Backplane;
 use crate::hub::{outbox, EventSink, Registry};
 use crate::log_limit::{more, Throttle};
 use crate::stats::{bump, Counters};
@@ -92,7 +94,14 @@ impl Server {
     }
 
     fn start(config: Config, handler: Option<Handler>) -> Result<Server, Error> {
-        let Config { bind, tls, limits, policy } = config;
+        let Config {
+            bind,
+            tls,
+            limits,
+            policy,
+            #[cfg(feature = "redis")]
+            redis,
+        } = config;
         let scheme = if tls.is_plain() { "ws" } else { "wss" };
         let listeners = bind.bind()?;
         let local_addrs = listeners.iter().map(TcpListener::local_addr).collect::<Result<Vec<_>, _>>()?;
@@ -101,6 +110,11 @@ impl Server {
         let stats = Arc::new(Counters::default());
         let (events_tx, events) = bounded(limits.events_capacity);
         let registry = Arc::new(Registry::new(Arc::clone(&stats), &limits));
+        #[cfg(feature = "redis")]
+        if let Some(redis) = redis {
+            let backplane = Backplane::start(redis, &registry, &stats, limits.max_message_size, local_addr.port())?;
+            registry.attach_relay(backplane);
+        }
         let (shutdown_signal, shutdown) = bounded(0);
         let (alive, alive_rx) = bounded(0);
         let shutdown_timeout = limits.shutdown_timeout;

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// A snapshot of the server's counters, from [`Handle::stats`](crate::Handle::stats).
 ///
 /// All counts are totals since the server started, except those that say "now":
-/// `connections`, `websockets`, `rooms` and `room_members`.
+/// `connections`, `websockets`, `rooms`, `room_members`, `backplane_connected` and
+/// `backplane_nodes`. The `backplane_` counts stay 0 without the Redis backplane
+/// ([`ConfigBuilder::redis`](crate::ConfigBuilder), feature `redis`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -75,6 +77,26 @@ pub struct Stats {
     pub rooms: u64,
     /// Room memberships, now (a connection in three rooms counts three times).
     pub room_members: u64,
+    /// 1 while this server is connected to Redis, publishing and subscribed; 0 while
+    /// it is not (messages for the other servers are then dropped), now.
+    pub backplane_connected: u64,
+    /// Servers of the cluster alive now as this one sees them, itself included: those
+    /// heard from within three of their heartbeats.
+    pub backplane_nodes: u64,
+    /// Messages handed to Redis for the other servers (`publish` and `broadcast` calls).
+    pub backplane_published: u64,
+    /// Messages from the other servers delivered to this server's clients.
+    pub backplane_received: u64,
+    /// Messages that did not go to the other servers: published while Redis was
+    /// unreachable, refused by a full hand-off to Redis (see
+    /// [`redis_publish_queue`](crate::ConfigBuilder)), lost in a connection that
+    /// failed, or too large to relay. This server's own clients got them.
+    pub backplane_dropped: u64,
+    /// Messages from Redis skipped as malformed: not an envelope of a known version,
+    /// cut short, text that is not UTF-8, or larger than `max_message_size`.
+    pub backplane_malformed: u64,
+    /// Times the connection to Redis came back after it was lost.
+    pub backplane_reconnects: u64,
 }
 
 /// The live counters behind [`Stats`]; relaxed atomics, since each is independent.
@@ -105,6 +127,13 @@ pub(crate) struct Counters {
     pub(crate) handler_errors: AtomicU64,
     pub(crate) rooms: AtomicU64,
     pub(crate) room_members: AtomicU64,
+    pub(crate) backplane_connected: AtomicU64,
+    pub(crate) backplane_nodes: AtomicU64,
+    pub(crate) backplane_published: AtomicU64,
+    pub(crate) backplane_received: AtomicU64,
+    pub(crate) backplane_dropped: AtomicU64,
+    pub(crate) backplane_malformed: AtomicU64,
+    pub(crate) backplane_reconnects: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -145,6 +174,13 @@ impl Counters {
             handler_errors: self.handler_errors.load(Relaxed),
             rooms: self.rooms.load(Relaxed),
             room_members: self.room_members.load(Relaxed),
+            backplane_connected: self.backplane_connected.load(Relaxed),
+            backplane_nodes: self.backplane_nodes.load(Relaxed),
+            backplane_published: self.backplane_published.load(Relaxed),
+            backplane_received: self.backplane_received.load(Relaxed),
+            backplane_dropped: self.backplane_dropped.load(Relaxed),
+            backplane_malformed: self.backplane_malformed.load(Relaxed),
+            backplane_reconnects: self.backplane_reconnects.load(Relaxed),
         }
     }
 }

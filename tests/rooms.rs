@@ -25,6 +25,8 @@ fn publish_reaches_members_only_and_cleans_up_on_close() {
     handle.join(a, "blue").unwrap();
     eventually("the memberships are counted", || handle.stats().room_members == 4);
     assert_eq!(handle.stats().rooms, 2);
+    let sizes = ["red", "blue", "nobody-here"].map(|room| handle.room_size(room));
+    assert_eq!(sizes, [2, 2, 0]);
 
     handle.publish("red", "to red").unwrap();
     handle.publish_except("red", "from a", a).unwrap();
@@ -46,6 +48,7 @@ fn publish_reaches_members_only_and_cleans_up_on_close() {
     a_client.close(None).unwrap();
     while a_client.read().is_ok() {}
     eventually("a's memberships are gone", || handle.stats().room_members == 2);
+    assert_eq!([handle.room_size("red"), handle.room_size("blue")], [1, 1]);
     handle.publish("red", "after a left").unwrap();
     assert_eq!(read_data(&mut clients[0]), text("after a left"));
     assert_eq!(handle.stats().dropped, 0, "nothing was routed to the closed connection");

@@ -4,7 +4,8 @@
 //! Binaries: `loadgen` (the client side), `tinywss_server`, `tokio_ws_server` (the
 //! tokio-tungstenite peer), `sync_ws_server` (the thread-per-client tungstenite peer),
 //! `tls_echo_server` (the TLS floor: no WebSocket), `certgen` (the benchmark
-//! certificate) and `report` (writes BENCHMARKS.md from the results).
+//! certificate), `report` (writes BENCHMARKS.md from the results), and, with the `redis`
+//! feature, `backplane` (rooms across servers through Redis, in one process).
 
 use std::collections::HashMap;
 use std::path::Path;

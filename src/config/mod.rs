@@ -6,7 +6,12 @@
 
 mod http;
 mod limits;
+#[cfg(feature = "redis")]
+mod redis;
 mod tls;
+
+#[cfg(feature = "redis")]
+pub(crate) use redis::RedisSettings;
 
 use std::fmt;
 use std::time::Duration;
@@ -26,6 +31,9 @@ pub struct Config {
     pub(crate) tls: Setup,
     pub(crate) limits: Limits,
     pub(crate) policy: Policy,
+    /// The Redis backplane, when this server is one node of a cluster.
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<RedisSettings>,
 }
 
 /// The limits and timeouts the server works with (shared by every thread through `Context`).
@@ -107,12 +115,14 @@ impl Config {
 impl fmt::Debug for Config {
     // The rustls config holds the private key: show only what is safe to log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("bind", &self.bind.as_slice())
+        let mut f = f.debug_struct("Config");
+        f.field("bind", &self.bind.as_slice())
             .field("tls", &"<certificate and key>")
             .field("limits", &self.limits)
-            .field("policy", &self.policy)
-            .finish()
+            .field("policy", &self.policy);
+        #[cfg(feature = "redis")]
+        f.field("redis", &self.redis);
+        f.finish()
     }
 }
 
@@ -162,6 +172,9 @@ pub struct ConfigBuilder {
     per_ip_chosen: bool,
     /// Set by the setters in `http.rs`.
     policy: Policy,
+    /// Set by the setters in `redis.rs`.
+    #[cfg(feature = "redis")]
+    redis: Option<RedisSettings>,
 }
 
 impl ConfigBuilder {
@@ -201,6 +214,8 @@ impl ConfigBuilder {
                 return Err(Error::Config(format!("static_dir {} is not a directory", dir.display())));
             }
         }
+        #[cfg(feature = "redis")]
+        let redis = redis::checked(self.redis)?;
         let tls = self.tls.build()?;
         let bind = Addresses::new(self.bind);
         let mut limits = self.limits;
@@ -209,7 +224,14 @@ impl ConfigBuilder {
             limits.max_handshakes_per_ip = None;
         }
         let policy = Policy { plain_ws: tls.is_plain(), ..self.policy };
-        Ok(Config { bind, tls, limits, policy })
+        Ok(Config {
+            bind,
+            tls,
+            limits,
+            policy,
+            #[cfg(feature = "redis")]
+            redis,
+        })
     }
 }
 

@@ -20,11 +20,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use tungstenite::Message as WsMessage;
 
 use super::outbox::{Bounds, Control, OutboxSender, Pushed};
+use super::relay::Relay;
 use super::rooms::Rooms;
 use crate::config::{Limits, SlowConsumerPolicy};
 use crate::log_limit::{more, Throttle};
@@ -39,6 +41,8 @@ pub(crate) struct Registry {
     policy: SlowConsumerPolicy,
     /// Keeps a storm of slow clients from flooding the log.
     slow_log: Throttle,
+    /// The other servers of a cluster (the Redis backplane), once attached.
+    relay: OnceLock<Arc<dyn Relay>>,
 }
 
 #[derive(Default)]
@@ -69,7 +73,14 @@ impl Registry {
             bounds: Bounds { max_bytes: limits.outbound_queue_bytes, max_messages: limits.outbound_queue },
             policy: limits.slow_consumer,
             slow_log: Throttle::default(),
+            relay: OnceLock::new(),
         }
+    }
+
+    /// Publishes and broadcasts go to the other servers through `relay` from now on.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn attach_relay(&self, relay: Arc<dyn Relay>) {
+        let _ = self.relay.set(relay);
     }
 
     // A panic while holding the lock cannot leave the table half-changed in a way that
@@ -122,21 +133,44 @@ impl Registry {
     }
 
     pub(crate) fn broadcast(&self, message: WsMessage) -> Result<(), Error> {
+        self.broadcast_here(&message)?;
+        if let Some(relay) = self.relay.get() {
+            relay.publish(None, &message, None);
+        }
+        Ok(())
+    }
+
+    /// Broadcasts to this server's connections only.
+    pub(crate) fn broadcast_here(&self, message: &WsMessage) -> Result<(), Error> {
         let to_wake = {
             let state = self.open_state()?;
             let open = state.conns.iter().filter(|(_, entry)| entry.open);
-            self.queue_all(open.map(|(id, entry)| (*id, &entry.outbox)), &message)
+            self.queue_all(open.map(|(id, entry)| (*id, &entry.outbox)), message)
         };
         wake_all(to_wake);
         Ok(())
     }
 
     pub(crate) fn publish(&self, room: &str, message: WsMessage, except: Option<ConnectionId>) -> Result<(), Error> {
+        self.publish_here(room, &message, except)?;
+        if let Some(relay) = self.relay.get() {
+            relay.publish(Some(room), &message, except);
+        }
+        Ok(())
+    }
+
+    /// Publishes to the members of `room` on this server only.
+    pub(crate) fn publish_here(
+        &self,
+        room: &str,
+        message: &WsMessage,
+        except: Option<ConnectionId>,
+    ) -> Result<(), Error> {
         let to_wake = {
             let state = self.open_state()?;
             let members = state.rooms.members(room).filter(|id| Some(*id) != except);
             let recipients = members.filter_map(|id| state.conns.get(&id).map(|entry| (id, &entry.outbox)));
-            self.queue_all(recipients, &message)
+            self.queue_all(recipients, message)
         };
         wake_all(to_wake);
         Ok(())
@@ -170,6 +204,24 @@ impl Registry {
         Ok(())
     }
 
+    /// How many members `room` has, on every server of the cluster.
+    pub(crate) fn room_size(&self, room: &str) -> usize {
+        let here = self.read().rooms.size(room);
+        here + self.relay.get().map_or(0, |relay| relay.remote_members(room))
+    }
+
+    /// Every room of this server with its number of members.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn room_sizes(&self) -> HashMap<String, usize> {
+        self.read().rooms.sizes().map(|(room, n)| (room.to_owned(), n)).collect()
+    }
+
+    /// The relay to the other servers, if this server has one.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn relay(&self) -> Option<&Arc<dyn Relay>> {
+        self.relay.get()
+    }
+
     /// Asks every connection, open or still in its handshake, to close with 1001; the
     /// handles' operations fail with [`Error::Closed`] from now on.
     pub(crate) fn shutdown(&self) {
@@ -179,6 +231,15 @@ impl Registry {
             entry.outbox.control().request_close(1001, "server shutting down");
         }
         log::debug!("shutdown: asked {} connections to close", state.conns.len());
+    }
+
+    /// This server leaves the cluster: the relay says goodbye to the other servers and
+    /// its threads end (waiting until `deadline` at most). Messages from then on stay here.
+    pub(crate) fn leave_cluster(&self, deadline: Instant) {
+        if let Some(relay) = self.relay.get() {
+            relay.stop();
+            relay.join(deadline);
+        }
     }
 
     /// The table for reading, unless the server has shut down.
@@ -247,6 +308,9 @@ impl Registry {
     fn update_room_stats(&self, state: &State) {
         self.stats.rooms.store(state.rooms.count() as u64, Ordering::Relaxed);
         self.stats.room_members.store(state.rooms.memberships() as u64, Ordering::Relaxed);
+        if let Some(relay) = self.relay.get() {
+            relay.rooms_changed();
+        }
     }
 }
 

@@ -56,6 +56,16 @@ impl Rooms {
         self.members.get(room).into_iter().flatten().copied()
     }
 
+    /// How many members `room` has.
+    pub(crate) fn size(&self, room: &str) -> usize {
+        self.members.get(room).map_or(0, BTreeSet::len)
+    }
+
+    /// Every room with its number of members.
+    pub(crate) fn sizes(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.members.iter().map(|(room, members)| (room.as_str(), members.len()))
+    }
+
     /// How many rooms exist (have at least one member).
     pub(crate) fn count(&self) -> usize {
         self.members.len()
@@ -82,6 +92,8 @@ mod tests {
         assert!(rooms.join(B, "lobby"));
         assert!(rooms.join(A, "games"));
         assert_eq!(rooms.members("lobby").collect::<Vec<_>>(), [A, B]);
+        assert_eq!((rooms.size("lobby"), rooms.size("games"), rooms.size("none")), (2, 1, 0));
+        assert_eq!(rooms.sizes().collect::<HashMap<_, _>>(), HashMap::from([("lobby", 2), ("games", 1)]));
         assert_eq!((rooms.count(), rooms.memberships()), (2, 3));
         assert!(rooms.leave(B, "lobby"));
         assert!(!rooms.leave(B, "lobby"));

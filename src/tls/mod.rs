@@ -24,6 +24,8 @@ pub(crate) use dev_cert::ensure as make_development_certificate;
 pub use dev_cert::DevelopmentCertificate;
 pub use info::CertificateInfo;
 pub(crate) use load::PemPair;
+#[cfg(feature = "redis")]
+pub(crate) use load::{load_certificates, read_file};
 pub(crate) use reload::Reloader;
 pub use settings::ClientAuth;
 pub(crate) use settings::{DefaultIdentity, TlsSettings};

@@ -6,6 +6,9 @@
 
 pub mod logs;
 pub mod pki;
+// Needs the `redis` feature (the backplane tests) and a `redis-server` to run.
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
