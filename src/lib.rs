@@ -215,7 +215,7 @@ pub mod fuzz;
 /// use this one for `select!` and `tick`, so its version always matches ours.
 pub use crossbeam_channel;
 
-pub use config::{Config, ConfigBuilder, SlowConsumerPolicy};
+pub use config::{Compression, Config, ConfigBuilder, SlowConsumerPolicy};
 pub use connection::{Connection, HandlerError, Wakeup};
 pub use error::{CertProblem, Error, Timeout, TlsFailure};
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};

@@ -4,6 +4,7 @@
 //! timeouts), `http.rs` (endpoints, Origin, authentication, files) and `tls.rs`
 //! (certificates and TLS options). `build` checks them and loads the certificates.
 
+mod compression;
 mod http;
 mod limits;
 mod tls;
@@ -15,6 +16,7 @@ use crate::http::Policy;
 use crate::listen::Addresses;
 use crate::tls::{Setup, TlsSettings};
 use crate::Error;
+pub use compression::Compression;
 
 /// How a [`Server`](crate::Server) runs. Build one with [`Config::builder`].
 ///
@@ -54,6 +56,8 @@ pub(crate) struct Limits {
     pub(crate) close_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) thread_stack_size: usize,
+    /// `None`: no permessage-deflate.
+    pub(crate) compression: Option<Compression>,
 }
 
 impl Default for Limits {
@@ -81,6 +85,7 @@ impl Default for Limits {
             close_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(5),
             thread_stack_size: 256 << 10,
+            compression: None,
         }
     }
 }

@@ -70,7 +70,8 @@ impl Client<'_> {
         leftover: Vec<u8>,
     ) -> Result<Upgraded, Error> {
         let policy = &self.context.policy;
-        let upgrade = match http::check_upgrade(request, &policy.subprotocols) {
+        let deflate = self.context.limits.compression.map(|c| c.settings());
+        let upgrade = match http::check_upgrade(request, &policy.subprotocols, deflate) {
             Ok(upgrade) => upgrade,
             Err(reject) => return Err(self.refuse(stream, reject)),
         };

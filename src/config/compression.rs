@@ -1,0 +1,63 @@
+//! The compression setter of [`ConfigBuilder`]: permessage-deflate (RFC 7692).
+
+use super::ConfigBuilder;
+use crate::http::DeflateSettings;
+
+/// permessage-deflate, as the server offers it to clients that ask (every browser,
+/// Python `websockets`, Node `ws` with `perMessageDeflate`). Two modes, told apart by
+/// what they cost in memory per connection:
+///
+/// - [`no_context_takeover`](Self::no_context_takeover): each message is compressed on
+///   its own, with nothing kept between messages: an idle connection costs nothing extra.
+///   Best for messages of a few hundred bytes and more.
+/// - [`context_takeover`](Self::context_takeover): both sides keep the last window of
+///   text, so a message that repeats the previous one's keys (a JSON ticker) shrinks to a
+///   few bytes; each connection keeps a compressor and an inflater between messages.
+///
+/// Messages smaller than [`min_size`](Self::min_size) are sent uncompressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compression {
+    pub(crate) context_takeover: bool,
+    pub(crate) window_bits: u8,
+    pub(crate) min_size: usize,
+}
+
+impl Compression {
+    /// Compress each message on its own (`server_no_context_takeover`, and
+    /// `client_no_context_takeover` asked of the client): no state kept between messages.
+    pub fn no_context_takeover() -> Compression {
+        Compression { context_takeover: false, window_bits: 15, min_size: 128 }
+    }
+
+    /// Keep the compression context between messages, with an LZ77 window of
+    /// 2^`window_bits` bytes (9 to 15; values outside are brought into that range). A
+    /// smaller window costs less memory per connection and finds fewer repeats.
+    pub fn context_takeover(window_bits: u8) -> Compression {
+        Compression { context_takeover: true, window_bits: window_bits.clamp(9, 15), min_size: 128 }
+    }
+
+    /// Messages shorter than this go uncompressed: below it the deflate framing costs
+    /// more than it saves. Defaults to 128 bytes.
+    pub fn min_size(mut self, bytes: usize) -> Compression {
+        self.min_size = bytes;
+        self
+    }
+
+    pub(crate) fn settings(&self) -> DeflateSettings {
+        DeflateSettings { context_takeover: self.context_takeover, window_bits: self.window_bits }
+    }
+}
+
+impl ConfigBuilder {
+    /// permessage-deflate for clients that offer it; clients that do not offer it are
+    /// served uncompressed. Inflated messages count against
+    /// [`max_message_size`](Self::max_message_size) as they grow, so a small compressed
+    /// message that would inflate past it closes the connection with 1009 before the
+    /// memory is spent.
+    ///
+    /// Defaults to `None`: no compression, and no `Sec-WebSocket-Extensions` answer.
+    pub fn compression(mut self, compression: Option<Compression>) -> Self {
+        self.limits.compression = compression;
+        self
+    }
+}
