@@ -33,11 +33,13 @@ impl Compression {
     /// 2^`window_bits` bytes (9 to 15; values outside are brought into that range). A
     /// smaller window costs less memory per connection and finds fewer repeats.
     pub fn context_takeover(window_bits: u8) -> Compression {
-        Compression { context_takeover: true, window_bits: window_bits.clamp(9, 15), min_size: 128 }
+        Compression { context_takeover: true, window_bits: window_bits.clamp(9, 15), min_size: 16 }
     }
 
-    /// Messages shorter than this go uncompressed: below it the deflate framing costs
-    /// more than it saves. Defaults to 128 bytes.
+    /// Messages shorter than this go uncompressed: below it deflate's framing costs
+    /// about what it saves. Defaults to 128 bytes without context takeover (a short
+    /// message has too few repeats of its own) and 16 bytes with it (a short message
+    /// that repeats the previous ones shrinks to a few bytes).
     pub fn min_size(mut self, bytes: usize) -> Compression {
         self.min_size = bytes;
         self

@@ -18,7 +18,7 @@ mod request;
 mod response;
 mod upgrade_check;
 
-pub(crate) use extensions::DeflateSettings;
+pub(crate) use extensions::{DeflateParams, DeflateSettings};
 pub(crate) use files::content_type;
 pub use policy::AppData;
 pub(crate) use policy::{Policy, Route};
