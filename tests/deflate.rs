@@ -1,3 +1,4 @@
+#![cfg(feature = "deflate")]
 //! permessage-deflate (RFC 7692) over a hand-made client: negotiation, both directions,
 //! context takeover, fragments, and the bounds on what a compressed message may cost.
 

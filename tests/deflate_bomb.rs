@@ -1,3 +1,4 @@
+#![cfg(feature = "deflate")]
 //! A deflate bomb: 16 KB that would inflate to 16 MiB. Alone in its file because it
 //! measures the process's peak memory, which tests running beside it would move.
 

@@ -57,6 +57,9 @@ impl ConfigBuilder {
     /// message that would inflate past it closes the connection with 1009 before the
     /// memory is spent.
     ///
+    /// Needs the `deflate` cargo feature (zlib in Rust, about 100 KiB of binary);
+    /// without it, [`build`](Self::build) returns [`Error::Config`](crate::Error::Config).
+    ///
     /// Defaults to `None`: no compression, and no `Sec-WebSocket-Extensions` answer.
     pub fn compression(mut self, compression: Option<Compression>) -> Self {
         self.limits.compression = compression;

@@ -201,6 +201,9 @@ impl ConfigBuilder {
         if self.limits.max_message_size == 0 || self.limits.max_frame_size == 0 {
             return Err(Error::Config("max_message_size and max_frame_size must be at least 1 byte".into()));
         }
+        if self.limits.compression.is_some() && !cfg!(feature = "deflate") {
+            return Err(Error::Config("compression needs tinywss's `deflate` cargo feature".into()));
+        }
         if let Some(dir) = &self.policy.static_dir {
             if !dir.is_dir() {
                 return Err(Error::Config(format!("static_dir {} is not a directory", dir.display())));
@@ -229,5 +232,12 @@ mod tests {
         assert_eq!((limits.max_connections_per_ip, limits.max_handshakes_per_ip), (None, None));
         let limits = plain().max_connections_per_ip(Some(5)).build().unwrap().limits;
         assert_eq!((limits.max_connections_per_ip, limits.max_handshakes_per_ip), (Some(5), Some(16)));
+    }
+
+    #[test]
+    fn compression_is_refused_without_the_deflate_feature() {
+        let config =
+            Config::builder().plain_ws_behind_proxy(true).compression(Some(Compression::no_context_takeover())).build();
+        assert_eq!(config.is_err(), !cfg!(feature = "deflate"));
     }
 }
