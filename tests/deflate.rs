@@ -164,6 +164,18 @@ fn compressed_text_and_binary_both_ways() {
     let binary: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     client.send_compressed(0x2, &binary);
     assert_eq!(client.read_message(), (0x2, true, binary));
+    // Random bytes do not shrink: sent as they are, and the context starts afresh.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    client.send_compressed(0x2, &noise);
+    assert_eq!(client.read_message(), (0x2, false, noise));
     // Below min_size the answer goes out plain, the way the client sent it.
     client.raw.write_all(&frame(0x81, b"tiny", true)).unwrap();
     assert_eq!(client.read_message(), (0x1, false, b"tiny".to_vec()));

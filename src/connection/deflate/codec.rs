@@ -49,6 +49,8 @@ struct Inbound {
     inflater: Option<Decompress>,
     /// Inflated bytes of the current message.
     inflated: usize,
+    /// Its payload bytes as they came, compressed.
+    compressed: usize,
     /// The client broke the rules: everything from here passes through untouched.
     failed: bool,
 }
@@ -243,6 +245,7 @@ impl Codec {
         let offset = inflating.offset;
         inflating.pending.extend(inbound.raw.drain(..n).enumerate().map(|(i, b)| b ^ inflating.mask[(offset + i) % 4]));
         inflating.offset += n;
+        inbound.compressed += n;
         let last_input = *left == 0;
         if last_input && inflating.fin && !inflating.tail_added {
             inflating.pending.extend(TAIL);
@@ -297,8 +300,15 @@ impl Codec {
 
     fn end_message(&mut self) {
         let inbound = &mut self.inbound;
+        log::trace!(
+            target: "tinywss::frames",
+            "<- compressed message: {} bytes inflated to {}",
+            inbound.compressed,
+            inbound.inflated
+        );
         inbound.message = None;
         inbound.inflated = 0;
+        inbound.compressed = 0;
         if self.params.client_no_context_takeover {
             // Nothing kept between messages: an idle connection holds no inflater.
             inbound.inflater = None;
@@ -338,8 +348,10 @@ impl Codec {
         let compressor =
             self.compressor.get_or_insert_with(|| Compress::new_with_window_bits(Level::default(), false, bits));
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
-        if deflate_sync(compressor, &data, &mut out).is_err() {
-            // Cannot happen with a fresh buffer; sending it plain is always correct.
+        if deflate_sync(compressor, &data, &mut out).is_err() || out.len() > data.len() {
+            // Incompressible (random, or already compressed): sent as it is. The client
+            // never sees what the compressor took in, so a kept context would point into
+            // bytes the client does not have: start afresh (a new stream needs none).
             self.compressor = None;
             return Message::Frame(Frame::message(data, OpCode::Data(opcode), true));
         }
