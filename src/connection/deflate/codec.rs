@@ -147,19 +147,22 @@ impl Codec {
                 buf[..n].copy_from_slice(&inbound.ready[inbound.taken..inbound.taken + n]);
                 inbound.taken += n;
                 if inbound.taken == inbound.ready.len() {
-                    inbound.ready.clear();
+                    // An idle connection keeps no buffer that a large message grew.
+                    release(&mut inbound.ready);
                     inbound.taken = 0;
                 }
                 return Ok(n);
             }
             if !self.process() {
-                let start = self.inbound.raw.len();
-                self.inbound.raw.resize(start + READ_SIZE, 0);
-                let read = inner.read(&mut self.inbound.raw[start..]);
-                self.inbound.raw.truncate(start + *read.as_ref().unwrap_or(&0));
-                if read? == 0 {
+                if self.inbound.raw.is_empty() {
+                    release(&mut self.inbound.raw);
+                }
+                let mut chunk = [0u8; READ_SIZE];
+                let n = inner.read(&mut chunk)?;
+                if n == 0 {
                     return Ok(0);
                 }
+                self.inbound.raw.extend_from_slice(&chunk[..n]);
             }
         }
     }
@@ -364,6 +367,16 @@ impl Codec {
         let mut frame = Frame::message(out, OpCode::Data(opcode), true);
         frame.header_mut().rsv1 = true;
         Message::Frame(frame)
+    }
+}
+
+/// Empties a buffer whose bytes are all used, and frees it if it grew past a few frame
+/// headers' worth.
+fn release(buffer: &mut Vec<u8>) {
+    if buffer.capacity() > 64 {
+        *buffer = Vec::new();
+    } else {
+        buffer.clear();
     }
 }
 
