@@ -17,7 +17,8 @@
 //! One thread owns the socket, the rustls session and the tungstenite `WebSocket`, and
 //! blocks in `poll(2)` on the socket and its waker with the nearest timer as timeout
 //! (`crate::wait`). `client.rs` holds what every phase uses, `stream.rs` the rustls
-//! stream over a non-blocking socket, `trace.rs` the frame-by-frame log.
+//! stream over a non-blocking socket, `trace.rs` the frame-by-frame log, `deflate.rs`
+//! permessage-deflate between the two (inflating under tungstenite, which has none).
 
 mod client;
 mod context;
