@@ -393,3 +393,31 @@ fn deflate_sync(compressor: &mut Compress, mut input: &[u8], out: &mut Vec<u8>) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_written_for_tungstenite_read_back() {
+        for length in [0u64, 125, 126, 65535, 65536, 1 << 40] {
+            let mut out = Vec::new();
+            push_header(&mut out, true, 0, 2, length);
+            let header = parse_header(&out).unwrap();
+            assert_eq!((header.fin, header.rsv, header.opcode, header.length), (true, 0, 2, length));
+            assert_eq!((header.mask, header.size), (Some([0; 4]), out.len()));
+            assert!(parse_header(&out[..out.len() - 1]).is_none(), "a partial header waits for more");
+        }
+    }
+
+    #[test]
+    fn release_frees_grown_buffers_only() {
+        let mut small = Vec::with_capacity(16);
+        small.push(1u8);
+        release(&mut small);
+        assert_eq!((small.len(), small.capacity() >= 16), (0, true));
+        let mut grown = vec![0u8; 16 << 10];
+        release(&mut grown);
+        assert_eq!(grown.capacity(), 0);
+    }
+}
