@@ -15,12 +15,14 @@
 //!
 //! Usage: cargo run --example echo -- [--mode events|handler] [--bind ADDR]...
 //!        [--cert PEM --key PEM] [--max-connections N] [--max-connections-per-ip N|none]
-//!        [--max-message BYTES] [--max-frame BYTES]
+//!        [--max-message BYTES] [--max-frame BYTES] [--deflate | --deflate-takeover BITS]
 //!
 //! Defaults: `--mode events`, both loopback addresses (`127.0.0.1:8443` and
 //! `[::1]:8443`), the development certificate, and the library's limits (256 clients,
 //! 64 from one address, messages of 1 MiB). To hold 1,000 idle clients from this
-//! machine: `--max-connections 1000 --max-connections-per-ip none`.
+//! machine: `--max-connections 1000 --max-connections-per-ip none`. `--deflate` answers
+//! clients that offer permessage-deflate (browsers, Python `websockets`, Node `ws`) with
+//! compression, no context takeover.
 //! Logs go to stderr; set `RUST_LOG=debug` to watch handshakes, `RUST_LOG=trace` to
 //! watch every frame too (docs/PROTOCOL.md walks through it).
 

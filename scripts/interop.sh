@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Interop with clients we did not write: Python `websockets`, Node `ws` and headless
 # Chromium each talk to examples/echo over wss:// (text, 100 KiB binary, ping/pong where
-# the client can, and the close handshake). Prints "N passed, N failed".
+# the client can, and the close handshake). Then the same with permessage-deflate
+# (`echo --deflate`): Python and Node offer it, check the server's answer and exchange
+# compressed text and binary; Chromium offers it always. The server's frame log must
+# show compressed frames both ways. Prints "N passed, N failed".
 #
 # Needs python3 with pip, Node.js with npm, /usr/bin/chromium and certutil; the Python
 # and npm packages are installed on first run (pip --user, and into target/interop).
@@ -12,6 +15,7 @@ source scripts/lib.sh
 OUT=$(realpath -m target/interop)
 python3 -c "import websockets" 2> /dev/null || python3 -m pip install --quiet "websockets>=13" || exit 1
 node_modules "$OUT" || exit 1
+export EXAMPLE_FEATURES=deflate
 start_example echo "$OUT/echo" || exit 1
 URL="wss://localhost:$PORT/"
 
@@ -29,9 +33,24 @@ check() {
 check "Python websockets" python3 tests/interop/python_client.py "$URL" "$CA"
 check "Node ws" node tests/interop/node_client.js "$URL" "$CA"
 check "Chromium" node tests/interop/chromium_client.js "$URL" "$CA"
+kill "$SERVER" 2> /dev/null
+wait "$SERVER" 2> /dev/null
+
+# permessage-deflate, no context takeover. The frame log shows RSV=4 on the frames the
+# server compressed and a line for each message it inflated.
+RUST_LOG=info,tinywss::frames=trace start_example echo "$OUT/echo-deflate" --deflate || exit 1
+URL="wss://localhost:$PORT/"
+check "Python websockets, permessage-deflate" python3 tests/interop/python_client.py "$URL" "$CA" --deflate
+check "Node ws, permessage-deflate" node tests/interop/node_client.js "$URL" "$CA" --deflate
+check "Chromium, permessage-deflate offered" node tests/interop/chromium_client.js "$URL" "$CA"
+log="$OUT/echo-deflate/server.log"
+sent=$(grep -c -- '-> \(text\|binary\) frame.*RSV=4' "$log")
+inflated=$(grep -c -- '<- compressed message' "$log")
+echo "== compressed frames in the server's log: $sent sent, $inflated messages inflated"
+check "compressed frames both ways" test "$sent" -ge 4 -a "$inflated" -ge 4
 if [ "$failed" -gt 0 ]; then
     echo "interop: server log:"
-    tail -n 40 "$OUT/echo/server.log"
+    tail -n 40 "$OUT/echo/server.log" "$OUT/echo-deflate/server.log" 2> /dev/null | grep -v 'frames.*frame (opcode' | tail -n 60
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

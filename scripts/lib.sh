@@ -10,7 +10,8 @@ EXAMPLES="${CARGO_TARGET_DIR:-target}/debug/examples"
 start_example() {
     local name=$1 out=$2
     shift 2
-    cargo build --quiet --example "$name" --example dev_certs
+    # EXAMPLE_FEATURES: cargo features to build the example with (e.g. deflate).
+    cargo build --quiet ${EXAMPLE_FEATURES:+--features "$EXAMPLE_FEATURES"} --example "$name" --example dev_certs
     rm -rf "$out/certs"
     mkdir -p "$out"
     "$EXAMPLES/dev_certs" "$out/certs" > /dev/null

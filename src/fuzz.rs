@@ -14,7 +14,11 @@ pub fn request_head(data: &[u8]) {
     let _ = policy.route(&request);
     let _ = policy.check_origin(&request);
     let _ = format!("{request:?}");
-    match http::check_upgrade(&request, &["chat".to_owned(), "v2".to_owned()]) {
+    match http::check_upgrade(
+        &request,
+        &["chat".to_owned(), "v2".to_owned()],
+        Some(http::DeflateSettings { context_takeover: true, window_bits: 12 }),
+    ) {
         Ok(upgrade) => {
             let response = http::switching_protocols(&upgrade);
             assert!(response.starts_with("HTTP/1.1 101 ") && response.ends_with("\r\n\r\n"));

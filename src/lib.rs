@@ -81,6 +81,7 @@
 //! | [`handshake_timeout`](ConfigBuilder::handshake_timeout) | 10 s for TLS + HTTP, the authentication hook included | connection dropped (HTTP 503 if the hook accepted late); [`Stats::handshakes_timed_out`] |
 //! | [`max_request_head`](ConfigBuilder::max_request_head) | 8 KiB, 32 header lines | HTTP 431 |
 //! | [`max_message_size`](ConfigBuilder::max_message_size), [`max_frame_size`](ConfigBuilder::max_frame_size) | 1 MiB | Close 1009, checked on the frame header before buffering; [`Stats::limit_closes`] |
+//! | inflated size of a compressed message ([`compression`](ConfigBuilder::compression)) | [`max_message_size`](ConfigBuilder::max_message_size), counted as it inflates, 16 KiB at a time | Close 1009 before inflating past it (a 16 KB deflate bomb of 16 MiB costs the limit, not 16 MiB); data that is not deflate: Close 1002; [`Stats::limit_closes`] |
 //! | protocol violations | — | Close 1002 (1007 for invalid UTF-8); [`Stats::protocol_errors`] |
 //! | [`ping_interval`](ConfigBuilder::ping_interval) + [`pong_timeout`](ConfigBuilder::pong_timeout) | 30 s + 10 s | connection dropped, [`CloseReason::Error`] with a timeout |
 //! | [`idle_timeout`](ConfigBuilder::idle_timeout) | off | Close 1000 "idle timeout" |
@@ -270,7 +271,7 @@ pub mod fuzz;
 /// use this one for `select!` and `tick`, so its version always matches ours.
 pub use crossbeam_channel;
 
-pub use config::{Config, ConfigBuilder, SlowConsumerPolicy};
+pub use config::{Compression, Config, ConfigBuilder, SlowConsumerPolicy};
 pub use connection::{Connection, HandlerError, Wakeup};
 pub use error::{CertProblem, Error, Timeout, TlsFailure};
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};

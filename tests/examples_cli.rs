@@ -31,6 +31,15 @@ fn max_connections_and_repeated_binds_reach_the_builder() {
 }
 
 #[test]
+fn deflate_flags_choose_the_compression_mode() {
+    assert_eq!(parse(&[]).unwrap().compression, None);
+    let cli = parse(&["--deflate", "--max-connections", "3"]).unwrap();
+    assert_eq!((cli.compression, cli.max_connections), (Some(tinywss::Compression::no_context_takeover()), Some(3)));
+    let cli = parse(&["--deflate-takeover", "10"]).unwrap();
+    assert_eq!(cli.compression, Some(tinywss::Compression::context_takeover(10)));
+}
+
+#[test]
 fn mistakes_are_named() {
     assert_eq!(
         parse(&["--max-connections", "many"]).err().unwrap(),

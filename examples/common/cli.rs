@@ -1,6 +1,7 @@
 //! The command line every example shares: `--bind` (repeatable), `--cert`/`--key` (or
 //! the library's development certificate in `certs/`), `--max-connections`,
-//! `--max-connections-per-ip`, `--max-message`, `--max-frame`, plus each example's own
+//! `--max-connections-per-ip`, `--max-message`, `--max-frame`, `--deflate`/`--deflate-takeover`,
+//! plus each example's own
 //! flags; logging to stderr
 //! (`RUST_LOG` sets the level; `info` by default); a clean shutdown on Ctrl-C/SIGTERM.
 
@@ -12,11 +13,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::exit;
 
-use tinywss::{Config, ConfigBuilder, Server};
+use tinywss::{Compression, Config, ConfigBuilder, Server};
 
 /// The flags every example takes, for `--help` and usage errors.
 const SHARED_USAGE: &str = "[--bind ADDR]... [--cert PEM --key PEM] [--max-connections N] \
-                            [--max-connections-per-ip N|none] [--max-message BYTES] [--max-frame BYTES]";
+                            [--max-connections-per-ip N|none] [--max-message BYTES] [--max-frame BYTES] \
+                            [--deflate | --deflate-takeover BITS]";
 
 // (No `\` after the opening quote: it would eat the first line's indent.)
 const SHARED_HELP: &str =
@@ -27,6 +29,9 @@ const SHARED_HELP: &str =
                         of those, from one address (default: 64; a local load test needs more)
   --max-message BYTES   largest message a client may send (default: 1048576)
   --max-frame BYTES     largest frame a client may send (default: 1048576)
+  --deflate             permessage-deflate for clients that offer it, no context takeover
+  --deflate-takeover BITS
+                        permessage-deflate with context takeover and a window of 2^BITS (9-15)
   RUST_LOG=debug        shows handshakes and closes; RUST_LOG=trace every frame too";
 
 /// Parsed options.
@@ -40,6 +45,8 @@ pub struct Cli {
     pub max_connections_per_ip: Option<Option<usize>>,
     pub max_message: Option<usize>,
     pub max_frame: Option<usize>,
+    /// `--deflate` or `--deflate-takeover`.
+    pub compression: Option<Compression>,
     /// The example's own flags, without their leading `--`.
     pub extra: HashMap<String, String>,
     /// The usage line: the shared flags and the example's own.
@@ -71,12 +78,17 @@ impl Cli {
             max_connections_per_ip: None,
             max_message: None,
             max_frame: None,
+            compression: None,
             extra: HashMap::new(),
             usage,
         };
         while let Some(flag) = argv.next() {
             if flag == "--help" || flag == "-h" {
                 return Err(String::new());
+            }
+            if flag == "--deflate" {
+                cli.compression = Some(Compression::no_context_takeover());
+                continue;
             }
             let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let number = |what: &str| value.parse::<usize>().map_err(|_| format!("{flag}: {value:?} is not a {what}"));
@@ -91,6 +103,10 @@ impl Cli {
                 }
                 "--max-message" => cli.max_message = Some(number("number of bytes")?),
                 "--max-frame" => cli.max_frame = Some(number("number of bytes")?),
+                "--deflate-takeover" => {
+                    let bits = number("window size in bits")?.clamp(9, 15) as u8;
+                    cli.compression = Some(Compression::context_takeover(bits));
+                }
                 other if own_flags.contains(&other.trim_start_matches("--")) => {
                     cli.extra.insert(other.trim_start_matches("--").to_owned(), value);
                 }
@@ -158,7 +174,7 @@ impl Cli {
         if let Some(bytes) = self.max_frame {
             builder = builder.max_frame_size(bytes);
         }
-        Ok(builder)
+        Ok(builder.compression(self.compression))
     }
 }
 

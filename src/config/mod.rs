@@ -4,6 +4,7 @@
 //! timeouts), `http.rs` (endpoints, Origin, authentication, files) and `tls.rs`
 //! (certificates and TLS options). `build` checks them and loads the certificates.
 
+mod compression;
 mod http;
 mod limits;
 #[cfg(feature = "redis")]
@@ -20,6 +21,7 @@ use crate::http::Policy;
 use crate::listen::Addresses;
 use crate::tls::{Setup, TlsSettings};
 use crate::Error;
+pub use compression::Compression;
 
 /// How a [`Server`](crate::Server) runs. Build one with [`Config::builder`].
 ///
@@ -62,6 +64,8 @@ pub(crate) struct Limits {
     pub(crate) close_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) thread_stack_size: usize,
+    /// `None`: no permessage-deflate.
+    pub(crate) compression: Option<Compression>,
 }
 
 impl Default for Limits {
@@ -89,6 +93,7 @@ impl Default for Limits {
             close_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(5),
             thread_stack_size: 256 << 10,
+            compression: None,
         }
     }
 }
@@ -209,6 +214,9 @@ impl ConfigBuilder {
         if self.limits.max_message_size == 0 || self.limits.max_frame_size == 0 {
             return Err(Error::Config("max_message_size and max_frame_size must be at least 1 byte".into()));
         }
+        if self.limits.compression.is_some() && !cfg!(feature = "deflate") {
+            return Err(Error::Config("compression needs tinywss's `deflate` cargo feature".into()));
+        }
         if let Some(dir) = &self.policy.static_dir {
             if !dir.is_dir() {
                 return Err(Error::Config(format!("static_dir {} is not a directory", dir.display())));
@@ -246,5 +254,12 @@ mod tests {
         assert_eq!((limits.max_connections_per_ip, limits.max_handshakes_per_ip), (None, None));
         let limits = plain().max_connections_per_ip(Some(5)).build().unwrap().limits;
         assert_eq!((limits.max_connections_per_ip, limits.max_handshakes_per_ip), (Some(5), Some(16)));
+    }
+
+    #[test]
+    fn compression_is_refused_without_the_deflate_feature() {
+        let config =
+            Config::builder().plain_ws_behind_proxy(true).compression(Some(Compression::no_context_takeover())).build();
+        assert_eq!(config.is_err(), !cfg!(feature = "deflate"));
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct Upgraded {
     pub(crate) leftover: Vec<u8>,
     /// The request itself, kept in handler mode only (the handler may look at it).
     pub(crate) request: Option<Box<Request>>,
+    /// permessage-deflate, if agreed.
+    pub(crate) deflate: Option<http::DeflateParams>,
 }
 
 /// How much of a file goes through TLS at a time.
@@ -70,7 +72,8 @@ impl Client<'_> {
         leftover: Vec<u8>,
     ) -> Result<Upgraded, Error> {
         let policy = &self.context.policy;
-        let upgrade = match http::check_upgrade(request, &policy.subprotocols) {
+        let deflate = self.context.limits.compression.map(|c| c.settings());
+        let upgrade = match http::check_upgrade(request, &policy.subprotocols, deflate) {
             Ok(upgrade) => upgrade,
             Err(reject) => return Err(self.refuse(stream, reject)),
         };
@@ -98,7 +101,7 @@ impl Client<'_> {
         };
         // Only a handler can look at the request later; events mode keeps no copy of it.
         let request = self.context.handler_mode.then(|| Box::new(request.clone()));
-        Ok(Upgraded { info, leftover, request })
+        Ok(Upgraded { info, leftover, request, deflate: upgrade.deflate })
     }
 
     /// Runs the application's authentication hook: its verdict, a 500 if it panicked,

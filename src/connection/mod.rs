@@ -17,10 +17,12 @@
 //! One thread owns the socket, the rustls session and the tungstenite `WebSocket`, and
 //! blocks in `poll(2)` on the socket and its waker with the nearest timer as timeout
 //! (`crate::wait`). `client.rs` holds what every phase uses, `stream.rs` the rustls
-//! stream over a non-blocking socket, `trace.rs` the frame-by-frame log.
+//! stream over a non-blocking socket, `trace.rs` the frame-by-frame log, `deflate.rs`
+//! permessage-deflate between the two (inflating under tungstenite, which has none).
 
 mod client;
 mod context;
+mod deflate;
 mod handler;
 mod http_phase;
 mod session;
@@ -39,6 +41,7 @@ pub(crate) use handler::Handler;
 pub use handler::{Connection, HandlerError, Wakeup};
 
 use client::Client;
+use deflate::{Bounds, Deflate};
 use http_phase::Upgraded;
 use session::{Delivery, Session, Traffic};
 use stream::Transport;
@@ -180,7 +183,14 @@ impl Client<'_> {
     /// The WebSocket's phases in order. `opened` is set as soon as the connection is
     /// open, so that the Close event follows whatever happens next.
     fn websocket(&self, stream: Transport, upgraded: Upgraded, handler: Option<&Handler>, opened: &mut Option<Opened>) {
-        let Upgraded { info, leftover, request } = upgraded;
+        let Upgraded { info, leftover, request, deflate } = upgraded;
+        let limits = &self.context.limits;
+        let bounds = Bounds {
+            max_message_size: limits.max_message_size,
+            max_frame_size: limits.max_frame_size.min(limits.max_message_size),
+            min_size: limits.compression.map_or(usize::MAX, |c| c.min_size),
+        };
+        let (stream, leftover) = Deflate::new(stream, deflate, bounds, leftover);
         let session = Session::new(self, stream, leftover, info.data.clone());
         let handler = handler.zip(request);
         let opened = opened.insert(self.open(&info, handler.is_none()));

@@ -21,7 +21,8 @@ use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocke
 use tungstenite::{Error as WsError, Message as WsMessage, WebSocket};
 
 use super::client::Client;
-use super::stream::{tls_error, would_block, Transport};
+use super::deflate::Deflate;
+use super::stream::{tls_error, would_block};
 use super::trace::Logged;
 use crate::config::Limits;
 use crate::hub::Control;
@@ -150,7 +151,7 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(client: &'a Client<'a>, stream: Transport, leftover: Vec<u8>, data: Option<AppData>) -> Self {
+    pub(crate) fn new(client: &'a Client<'a>, stream: Deflate, leftover: Vec<u8>, data: Option<AppData>) -> Self {
         let limits = &client.context.limits;
         let config = WebSocketConfig::default()
             .read_buffer_size(limits.read_buffer_size)
@@ -570,6 +571,7 @@ impl<'a> Session<'a> {
     fn write(&mut self, message: WsMessage) {
         let len = message.len();
         let stats = &self.client.context.stats;
+        let message = self.ws.get_mut().inner.compress(message);
         match self.ws.write(message) {
             Ok(()) => {}
             // Buffered in tungstenite; the stream has noted that the socket is full.

@@ -13,7 +13,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::stream::Transport;
+use super::deflate::Deflate;
 use crate::ConnectionId;
 
 /// Follows one direction of a frame stream: collects header bytes, then skips payload.
@@ -90,7 +90,7 @@ fn opcode_name(opcode: u8) -> &'static str {
 /// The connection's stream, logging frame headers both ways at `trace`.
 #[derive(Debug)]
 pub(crate) struct Logged {
-    pub(crate) inner: Transport,
+    pub(crate) inner: Deflate,
     id: ConnectionId,
     /// Whether `trace` was enabled when the connection opened; if not, no work at all.
     enabled: bool,
@@ -99,7 +99,7 @@ pub(crate) struct Logged {
 }
 
 impl Logged {
-    pub(crate) fn new(inner: Transport, id: ConnectionId, leftover: &[u8]) -> Logged {
+    pub(crate) fn new(inner: Deflate, id: ConnectionId, leftover: &[u8]) -> Logged {
         let enabled = log::log_enabled!(target: "tinywss::frames", log::Level::Trace);
         let mut logged = Logged { inner, id, enabled, incoming: FrameTap::default(), outgoing: FrameTap::default() };
         logged.observe(leftover, "<-");

@@ -6,16 +6,19 @@
 //!  request.rs        bytes → Request (httparse), the head's length and limits
 //!  policy.rs         Request → Route (WebSocket, health, file, ...), Origin check, auth hook
 //!  upgrade_check.rs  Request → Upgrade (RFC 6455 §4.2.1 checks, Sec-WebSocket-Accept) → 101
+//!  extensions.rs    Sec-WebSocket-Extensions → permessage-deflate parameters (RFC 7692)
 //!  files.rs          URL path → file under the static directory, safely; its Content-Type
 //!  response.rs       Rejection → HTTP error response; plain response heads
 //! ```
 
+mod extensions;
 mod files;
 mod policy;
 mod request;
 mod response;
 mod upgrade_check;
 
+pub(crate) use extensions::{DeflateParams, DeflateSettings};
 pub(crate) use files::content_type;
 pub use policy::AppData;
 pub(crate) use policy::{Policy, Route};

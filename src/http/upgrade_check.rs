@@ -3,6 +3,7 @@
 //! Pure functions: the connection thread reads the request head, this module decides,
 //! and the connection thread writes the response it returns.
 
+use super::extensions::{self, DeflateParams, DeflateSettings};
 use super::request::Request;
 use super::response::Rejection;
 
@@ -18,10 +19,16 @@ pub(crate) struct Upgrade {
     pub(crate) accept: String,
     /// The subprotocol selected from the client's offer, if any.
     pub(crate) subprotocol: Option<String>,
+    /// permessage-deflate, when the client offered it and we accepted (RFC 7692).
+    pub(crate) deflate: Option<DeflateParams>,
 }
 
 /// Checks an Upgrade request against RFC 6455 §4.2.1 and prepares the 101 answer.
-pub(crate) fn check_upgrade(request: &Request, subprotocols: &[String]) -> Result<Upgrade, Rejection> {
+pub(crate) fn check_upgrade(
+    request: &Request,
+    subprotocols: &[String],
+    deflate: Option<DeflateSettings>,
+) -> Result<Upgrade, Rejection> {
     // §4.2.1 (1): an HTTP/1.1 or higher GET request (the version is checked by the parser).
     if request.method() != "GET" {
         return Err(Rejection::new(405, "a WebSocket handshake is a GET request"));
@@ -55,7 +62,8 @@ pub(crate) fn check_upgrade(request: &Request, subprotocols: &[String]) -> Resul
         Some(query) => format!("{}?{query}", request.path()),
         None => request.path().to_owned(),
     };
-    Ok(Upgrade { path, accept: accept_key(key), subprotocol })
+    let deflate = extensions::negotiate(request.list("sec-websocket-extensions"), deflate);
+    Ok(Upgrade { path, accept: accept_key(key), subprotocol, deflate })
 }
 
 /// `Sec-WebSocket-Accept` = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2, step 5.4).
@@ -75,6 +83,9 @@ pub(crate) fn switching_protocols(upgrade: &Upgrade) -> String {
     );
     if let Some(protocol) = &upgrade.subprotocol {
         response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+    }
+    if let Some(deflate) = &upgrade.deflate {
+        response.push_str(&format!("Sec-WebSocket-Extensions: {deflate}\r\n"));
     }
     response.push_str("\r\n");
     response
@@ -112,7 +123,7 @@ mod tests {
 
     fn check(head: &str, subprotocols: &[String]) -> Result<Upgrade, Rejection> {
         let request = Request::parse(head.as_bytes(), "127.0.0.1:9".parse().unwrap(), None)?;
-        check_upgrade(&request, subprotocols)
+        check_upgrade(&request, subprotocols, None)
     }
 
     #[test]
@@ -148,6 +159,23 @@ mod tests {
         let up = check(GOOD, &["mqtt".to_owned()]).unwrap();
         assert_eq!(up.subprotocol, None);
         assert!(!switching_protocols(&up).contains("Sec-WebSocket-Protocol"));
+    }
+
+    #[test]
+    fn extension_header_only_when_accepted() {
+        let ours = Some(DeflateSettings { context_takeover: false, window_bits: 15 });
+        let offer = GOOD
+            .replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n");
+        let parse = |head: &str| Request::parse(head.as_bytes(), "127.0.0.1:9".parse().unwrap(), None).unwrap();
+        let up = check_upgrade(&parse(&offer), &[], ours).unwrap();
+        assert!(switching_protocols(&up).contains(
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
+        ));
+        // Compression off, or no offer: no header at all.
+        let off = check_upgrade(&parse(&offer), &[], None).unwrap();
+        assert!(!switching_protocols(&off).contains("Sec-WebSocket-Extensions"));
+        let none = check_upgrade(&parse(GOOD), &[], ours).unwrap();
+        assert!(!switching_protocols(&none).contains("Sec-WebSocket-Extensions"));
     }
 
     #[test]

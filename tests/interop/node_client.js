@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Interop check of a tinywss echo server with the Node.js `ws` client.
 //
-// Usage: node node_client.js URL CA_PEM
+// Usage: node node_client.js URL CA_PEM [--deflate]
 //        node node_client.js URL --system-trust   (no extra CA: expect a certificate error)
 //
 // The CA is trusted the way certs/README.md says: NODE_EXTRA_CA_CERTS=CA_PEM. Node reads
@@ -10,6 +10,10 @@
 // Checks, against an echo server: a text message and a 100 KiB binary message come back
 // unchanged; a ping is answered by a pong with the same payload; close(1000, "bye")
 // completes the close handshake (the server's close frame arrives, code 1000) promptly.
+//
+// With --deflate the client uses perMessageDeflate: true, checks that the server accepted
+// it (ws.extensions, from the 101's Sec-WebSocket-Extensions), and sends compressible
+// messages, which ws compresses above its threshold (and the server compresses the echo).
 //
 // Needs the `ws` package: `npm install ws` next to this file, or NODE_PATH pointing at a
 // node_modules folder that has it. Exits 0 when all checks pass, 1 on a failed check,
@@ -29,14 +33,15 @@ function usage(msg) {
   process.exit(2);
 }
 
-const [url, ca] = process.argv.slice(2);
-if (!url || !ca || process.argv.length !== 4) usage();
+const [url, ca, flag] = process.argv.slice(2);
+const deflate = flag === '--deflate';
+if (!url || !ca || process.argv.length > 5 || (flag !== undefined && !deflate)) usage();
 
 if (ca !== '--system-trust') {
   const caPath = path.resolve(ca);
   if (!fs.existsSync(caPath)) usage(`no such CA file: ${ca}`);
   if (process.env.NODE_EXTRA_CA_CERTS !== caPath) {
-    const child = spawnSync(process.execPath, [__filename, url, ca], {
+    const child = spawnSync(process.execPath, process.argv.slice(1), {
       stdio: 'inherit',
       env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath },
       timeout: TIMEOUT_MS + 5000,
@@ -78,9 +83,9 @@ const overall = setTimeout(() => {
   finish();
 }, TIMEOUT_MS);
 
-const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10000 });
-const text = 'hello from node ws: ünïcødé ✓';
-const blob = crypto.randomBytes(100 * 1024);
+const ws = new WebSocket(url, { perMessageDeflate: deflate, handshakeTimeout: 10000 });
+const text = 'hello from node ws: ünïcødé ✓'.repeat(deflate ? 60 : 1);
+const blob = deflate ? Buffer.alloc(100 * 1024, 'compressible ') : crypto.randomBytes(100 * 1024);
 const pingPayload = Buffer.from('ping-payload');
 let step = 'connect';
 let closeStarted = 0;
@@ -94,6 +99,13 @@ ws.on('error', (err) => {
 
 ws.on('open', () => {
   console.log(`ok:   connected to ${url}`);
+  // The server's Sec-WebSocket-Extensions answer, as ws kept it.
+  const accepted = String(ws.extensions);
+  if (deflate) {
+    check(accepted.startsWith('permessage-deflate'), `server accepted permessage-deflate (${accepted})`);
+  } else {
+    check(accepted === '', `no extension without an offer (${accepted})`);
+  }
   step = 'text echo';
   ws.send(text);
 });

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Interop check of a tinywss echo server with the Python `websockets` client.
 
-Usage: python_client.py URL CA_PEM
+Usage: python_client.py URL CA_PEM [--deflate]
        python_client.py URL --system-trust   (no extra CA: expect a certificate error)
+
+With --deflate the client offers permessage-deflate, as websockets does by default,
+checks that the server's 101 accepts it, and sends compressible messages (which
+websockets then compresses, and the server compresses its echo).
 
 Checks, against an echo server:
   1. a text message comes back unchanged;
@@ -30,7 +34,7 @@ def fail(msg):
     sys.exit(1)
 
 
-async def run(url, ssl_ctx):
+async def run(url, ssl_ctx, deflate):
     failures = []
 
     def check(ok, what):
@@ -40,23 +44,32 @@ async def run(url, ssl_ctx):
 
     try:
         ws = await asyncio.wait_for(
-            connect(url, ssl=ssl_ctx, proxy=None, compression=None, max_size=4 * 1024 * 1024,
+            connect(url, ssl=ssl_ctx, proxy=None, compression="deflate" if deflate else None,
+                    max_size=4 * 1024 * 1024,
                     ping_interval=None, open_timeout=TIMEOUT, close_timeout=TIMEOUT),
             TIMEOUT)
     except Exception as e:  # the point is to show the client's own error
         fail(f"connect {url}: {type(e).__name__}: {e}")
     print(f"ok:   connected to {url}")
+    extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+    if deflate:
+        check(extensions is not None and extensions.startswith("permessage-deflate"),
+              f"server accepted permessage-deflate (Sec-WebSocket-Extensions: {extensions})")
+    else:
+        check(extensions is None, f"no extension without an offer (got {extensions})")
 
     text = "hello from python websockets: ünïcødé ✓"
+    if deflate:
+        text = " ".join([text] * 20)
     await ws.send(text)
     got = await asyncio.wait_for(ws.recv(), TIMEOUT)
     check(got == text, f"text echo ({len(text)} chars)")
 
-    blob = os.urandom(100 * 1024)
+    blob = bytes(range(256)) * 400 if deflate else os.urandom(100 * 1024)
     await ws.send(blob)
     got = await asyncio.wait_for(ws.recv(), TIMEOUT)
     check(isinstance(got, bytes) and got == blob,
-          f"binary echo (100 KiB, got {type(got).__name__} of {len(got)} bytes)")
+          f"binary echo ({len(blob) // 1024} KiB, got {type(got).__name__} of {len(got)} bytes)")
 
     pong_waiter = await ws.ping(b"ping-payload")
     try:
@@ -83,10 +96,10 @@ async def run(url, ssl_ctx):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4) or sys.argv[3:] not in ([], ["--deflate"]):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         sys.exit(2)
-    url, ca = sys.argv[1], sys.argv[2]
+    url, ca, deflate = sys.argv[1], sys.argv[2], sys.argv[3:] == ["--deflate"]
     if ca == "--system-trust":
         ssl_ctx = ssl.create_default_context()
     else:
@@ -94,7 +107,7 @@ def main():
             print(f"no such CA file: {ca}", file=sys.stderr)
             sys.exit(2)
         ssl_ctx = ssl.create_default_context(cafile=ca)
-    asyncio.run(run(url, ssl_ctx))
+    asyncio.run(run(url, ssl_ctx, deflate))
 
 
 if __name__ == "__main__":
