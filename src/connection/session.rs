@@ -324,17 +324,22 @@ impl<'a> Session<'a> {
             // Only the write timeout matters while the socket is full (`flush` judges it):
             // the other timers are `step`'s, and one past due would make this wait spin.
             let deadline = self.stalled.map(|(since, _)| since + self.limits().write_timeout);
-            let waker = &self.control().waker;
-            match wait_for(&self.ws.get_ref().inner.sock(), Interest::WRITE, waker, deadline) {
-                // A push or a close request: the next step takes it.
-                Ok(true) => waker.reset(),
-                Ok(false) => {}
-                Err(e) => {
-                    self.ended = Some(CloseReason::Error(Error::Io(e)));
-                    return Err(Error::Closed);
-                }
+            if let Err(e) = self.wait_writable(deadline) {
+                self.ended = Some(CloseReason::Error(Error::Io(e)));
+                return Err(Error::Closed);
             }
         }
+    }
+
+    /// Sleeps until the socket takes bytes again or `deadline` passes. A wake-up rung
+    /// meanwhile is consumed: what it announced (a push, a close request) is for the
+    /// next step, or, once the connection is closing, for nobody.
+    fn wait_writable(&self, deadline: Option<Instant>) -> io::Result<()> {
+        let waker = &self.control().waker;
+        if wait_for(&self.ws.get_ref().inner.sock(), Interest::WRITE, waker, deadline)? {
+            waker.reset();
+        }
+        Ok(())
     }
 
     /// The handler has returned (`failed`: with an error, or by panicking). A
@@ -708,12 +713,8 @@ impl<'a> Session<'a> {
         self.refuse_messages();
         let deadline = Instant::now() + self.limits().close_timeout;
         while self.flush_remaining() && Instant::now() < deadline {
-            let waker = &self.control().waker;
-            match wait_for(&self.ws.get_ref().inner.sock(), Interest::WRITE, waker, Some(deadline)) {
-                // A wake-up from before the connection began closing.
-                Ok(true) => waker.reset(),
-                Ok(false) => {}
-                Err(_) => break,
+            if self.wait_writable(Some(deadline)).is_err() {
+                break;
             }
         }
         let stream = &mut self.ws.get_mut().inner;
