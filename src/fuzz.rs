@@ -42,7 +42,7 @@ pub fn frame_loop(data: &[u8]) {
     use std::time::{Duration, Instant};
 
     use crate::config::Limits;
-    use crate::connection::fuzzing::{Client, MemoryStream, Session, Transport};
+    use crate::connection::fuzzing::{Bounds, Client, Deflate, MemoryStream, Session, Transport};
     use crate::connection::Context;
     use crate::hub::{outbox, EventSink, Registry};
     use tungstenite::Message as WsMessage;
@@ -78,7 +78,10 @@ pub fn frame_loop(data: &[u8]) {
         deadline: Instant::now() + Duration::from_secs(10),
     };
     let memory = MemoryStream { input: std::io::Cursor::new(data.to_vec()), output: Vec::new(), idle };
-    let mut session = Session::new(&client, Transport::Memory(memory), Vec::new(), None);
+    // No compression: the frame loop as most connections run it.
+    let bounds = Bounds::of(&context.limits);
+    let (stream, leftover) = Deflate::new(Transport::Memory(memory), None, bounds, Vec::new());
+    let mut session = Session::new(&client, stream, leftover, None);
     // Each step reads up to 256 messages (at least 2 bytes each) or ends the connection.
     for _ in 0..data.len() / 512 + 8 {
         if session.step().is_some() {

@@ -134,3 +134,14 @@ pub(crate) struct Bounds {
     /// Smaller messages go out uncompressed.
     pub(crate) min_size: usize,
 }
+
+impl Bounds {
+    /// The bounds the configuration sets: a frame never larger than a message.
+    pub(crate) fn of(limits: &crate::config::Limits) -> Bounds {
+        Bounds {
+            max_message_size: limits.max_message_size,
+            max_frame_size: limits.max_frame_size.min(limits.max_message_size),
+            min_size: limits.compression.map_or(usize::MAX, |c| c.min_size),
+        }
+    }
+}

@@ -55,6 +55,7 @@ use crate::{AppData, CloseReason, ConnectionId, ConnectionInfo, Error, Event, Re
 pub(crate) mod fuzzing {
     //! The frame loop without a socket, for `crate::fuzz`.
     pub(crate) use super::client::Client;
+    pub(crate) use super::deflate::{Bounds, Deflate};
     pub(crate) use super::session::Session;
     pub(crate) use super::stream::{MemoryStream, Transport};
 }
@@ -184,13 +185,7 @@ impl Client<'_> {
     /// open, so that the Close event follows whatever happens next.
     fn websocket(&self, stream: Transport, upgraded: Upgraded, handler: Option<&Handler>, opened: &mut Option<Opened>) {
         let Upgraded { info, leftover, request, deflate } = upgraded;
-        let limits = &self.context.limits;
-        let bounds = Bounds {
-            max_message_size: limits.max_message_size,
-            max_frame_size: limits.max_frame_size.min(limits.max_message_size),
-            min_size: limits.compression.map_or(usize::MAX, |c| c.min_size),
-        };
-        let (stream, leftover) = Deflate::new(stream, deflate, bounds, leftover);
+        let (stream, leftover) = Deflate::new(stream, deflate, Bounds::of(&self.context.limits), leftover);
         let session = Session::new(self, stream, leftover, info.data.clone());
         let handler = handler.zip(request);
         let opened = opened.insert(self.open(&info, handler.is_none()));
