@@ -27,6 +27,12 @@ const FLOOD_TIME: Duration = Duration::from_secs(6);
 const TRICKLE: usize = 256 << 10;
 const TRICKLE_EVERY: Duration = Duration::from_millis(500);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The flooder's receive buffer, fixed. Left to autotuning it may grow toward the
+/// system's maximum (`tcp_rmem`, often 32 MiB), and Linux reopens a closed receive
+/// window only once a sizeable share of the buffer is free (silly-window avoidance): with
+/// a huge buffer, seconds of trickling can let no byte through, which the server rightly
+/// calls a client that stopped reading. The test must not depend on the host's tuning.
+const FLOODER_RCVBUF: usize = 256 << 10;
 /// Peak memory the server may gain while one client floods it.
 const MAX_GROWTH_KIB: u64 = 2 << 10;
 
@@ -81,6 +87,7 @@ fn ping_flood_holds_no_memory_and_a_deaf_flooder_is_closed() {
     let (threads_before, fds_before) = (tinywss_threads().len(), open_fds());
 
     let raw = raw_websocket(server.addr, &server.certs.files.ca);
+    rustix::net::sockopt::set_socket_recv_buffer_size(&raw.sock, FLOODER_RCVBUF).unwrap();
     let flooder = common::next_open(&events);
     let stop_reading = Arc::new(AtomicBool::new(false));
     let reader = {
