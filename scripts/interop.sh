@@ -3,8 +3,9 @@
 # Chromium each talk to examples/echo over wss:// (text, 100 KiB binary, ping/pong where
 # the client can, and the close handshake). Then the same with permessage-deflate
 # (`echo --deflate`): Python and Node offer it, check the server's answer and exchange
-# compressed text and binary; Chromium offers it always. The server's frame log must
-# show compressed frames both ways. Prints "N passed, N failed".
+# compressed text and binary, each checking the server's Sec-WebSocket-Extensions answer
+# (Chromium offers it always: without --deflate it must see none). The server's frame
+# log must show each client's compressed frames both ways. Prints "N passed, N failed".
 #
 # Needs python3 with pip, Node.js with npm, /usr/bin/chromium and certutil; the Python
 # and npm packages are installed on first run (pip --user, and into target/interop).
@@ -36,18 +37,24 @@ check "Chromium" node tests/interop/chromium_client.js "$URL" "$CA"
 kill "$SERVER" 2> /dev/null
 wait "$SERVER" 2> /dev/null
 
-# permessage-deflate, no context takeover. The frame log shows RSV=4 on the frames the
-# server compressed and a line for each message it inflated.
+# permessage-deflate, no context takeover. Each client must have compressed frames going
+# both ways in the server's frame log: RSV=4 on the frames the server compressed, and a
+# line for each message it inflated (text and binary: at least 2 of each).
 RUST_LOG=info,tinywss::frames=trace start_example echo "$OUT/echo-deflate" --deflate || exit 1
 URL="wss://localhost:$PORT/"
-check "Python websockets, permessage-deflate" python3 tests/interop/python_client.py "$URL" "$CA" --deflate
-check "Node ws, permessage-deflate" node tests/interop/node_client.js "$URL" "$CA" --deflate
-check "Chromium, permessage-deflate offered" node tests/interop/chromium_client.js "$URL" "$CA"
 log="$OUT/echo-deflate/server.log"
-sent=$(grep -c -- '-> \(text\|binary\) frame.*RSV=4' "$log")
-inflated=$(grep -c -- '<- compressed message' "$log")
-echo "== compressed frames in the server's log: $sent sent, $inflated messages inflated"
-check "compressed frames both ways" test "$sent" -ge 4 -a "$inflated" -ge 4
+check_deflate() {
+    local name=$1 before sent inflated
+    shift
+    before=$(wc -l < "$log")
+    check "$name, permessage-deflate" "$@"
+    sent=$(tail -n +"$((before + 1))" "$log" | grep -c -- '-> \(text\|binary\) frame.*RSV=4')
+    inflated=$(tail -n +"$((before + 1))" "$log" | grep -c -- '<- compressed message')
+    check "$name: compressed frames both ways ($sent sent, $inflated inflated)" test "$sent" -ge 2 -a "$inflated" -ge 2
+}
+check_deflate "Python websockets" python3 tests/interop/python_client.py "$URL" "$CA" --deflate
+check_deflate "Node ws" node tests/interop/node_client.js "$URL" "$CA" --deflate
+check_deflate "Chromium" node tests/interop/chromium_client.js "$URL" "$CA" --deflate
 if [ "$failed" -gt 0 ]; then
     echo "interop: server log:"
     tail -n 40 "$OUT/echo/server.log" "$OUT/echo-deflate/server.log" 2> /dev/null | grep -v 'frames.*frame (opcode' | tail -n 60

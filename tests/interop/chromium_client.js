@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Interop check of a tinywss echo server with headless Chromium.
 //
-// Usage: node chromium_client.js URL CA_PEM
+// Usage: node chromium_client.js URL CA_PEM [--deflate]
 //        node chromium_client.js URL --system-trust   (no extra CA: expect a certificate error)
 //
 // The CA is trusted the way certs/README.md says for Chromium on Linux: `certutil` adds
@@ -13,6 +13,11 @@
 // "bye") ends with a clean close event (code 1000, wasClean). Browsers cannot send pings
 // from JavaScript. Chromium's own console messages (which name the net:: error on
 // failure) are printed.
+//
+// Chromium always offers permessage-deflate. The page checks the server's answer as the
+// browser saw it (`ws.extensions`, from the 101's Sec-WebSocket-Extensions): none from a
+// server without compression, and with --deflate (a server started with `--deflate`)
+// permessage-deflate; then its messages are compressible, so that both sides compress.
 //
 // Needs: Chromium (CHROMIUM=path, default /usr/bin/chromium), `certutil` (Debian package
 // libnss3-tools) and the npm package `playwright-core` (next to this file or on
@@ -29,12 +34,13 @@ const TIMEOUT_MS = 20000;
 
 function usage(msg) {
   if (msg) console.error(msg);
-  console.error('usage: node chromium_client.js URL (CA_PEM | --system-trust)');
+  console.error('usage: node chromium_client.js URL (CA_PEM | --system-trust) [--deflate]');
   process.exit(2);
 }
 
-const [url, ca] = process.argv.slice(2);
-if (!url || !ca || process.argv.length !== 4) usage();
+const [url, ca, flag] = process.argv.slice(2);
+const deflate = flag === '--deflate';
+if (!url || !ca || process.argv.length > 5 || (flag !== undefined && !deflate)) usage();
 if (ca !== '--system-trust' && !fs.existsSync(ca)) usage(`no such CA file: ${ca}`);
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!fs.existsSync(chromiumPath)) usage(`no Chromium at ${chromiumPath} (set CHROMIUM=...)`);
@@ -53,15 +59,26 @@ const results = [];
 const log = (line) => { document.getElementById("log").textContent += line + "\\n"; };
 function done(extra) { document.title = "DONE " + JSON.stringify({ results, ...extra }); }
 function check(ok, what) { results.push({ ok, what }); log((ok ? "ok:   " : "FAIL: ") + what); }
-const url = new URLSearchParams(location.search).get("url");
-const text = "hello from chromium: ünïcødé ✓";
+const params = new URLSearchParams(location.search);
+const url = params.get("url");
+const deflate = params.get("deflate") === "1";
+const text = "hello from chromium: ünïcødé ✓".repeat(deflate ? 60 : 1);
 const blob = new Uint8Array(100 * 1024);
-for (let i = 0; i < blob.length; i += 65536) crypto.getRandomValues(blob.subarray(i, i + 65536));
+if (deflate) blob.forEach((_, i) => { blob[i] = i % 251; });
+else for (let i = 0; i < blob.length; i += 65536) crypto.getRandomValues(blob.subarray(i, i + 65536));
 let step = "connect";
 let ws;
 try { ws = new WebSocket(url); } catch (e) { check(false, "new WebSocket: " + e); done({}); }
 ws.binaryType = "arraybuffer";
-ws.onopen = () => { check(true, "connected to " + url); step = "text echo"; ws.send(text); };
+ws.onopen = () => {
+  check(true, "connected to " + url);
+  if (deflate) {
+    check(ws.extensions.startsWith("permessage-deflate"), "server accepted permessage-deflate (" + ws.extensions + ")");
+  } else {
+    check(ws.extensions === "", "no extension from a server without compression (got " + JSON.stringify(ws.extensions) + ")");
+  }
+  step = "text echo"; ws.send(text);
+};
 ws.onmessage = (e) => {
   if (step === "text echo") {
     check(e.data === text, "text echo (" + text.length + " chars)");
@@ -107,7 +124,7 @@ async function main() {
     res.end(PAGE);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const pageUrl = `http://127.0.0.1:${server.address().port}/?url=${encodeURIComponent(url)}`;
+  const pageUrl = `http://127.0.0.1:${server.address().port}/?url=${encodeURIComponent(url)}&deflate=${deflate ? 1 : 0}`;
 
   let context;
   let exitCode = 1;
