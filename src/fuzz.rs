@@ -42,7 +42,7 @@ pub fn frame_loop(data: &[u8]) {
     use std::time::{Duration, Instant};
 
     use crate::config::Limits;
-    use crate::connection::fuzzing::{Bounds, Client, Deflate, MemoryStream, Session, Transport};
+    use crate::connection::fuzzing::{Client, MemoryStream, Session, Transport};
     use crate::connection::Context;
     use crate::hub::{outbox, EventSink, Registry};
     use tungstenite::Message as WsMessage;
@@ -79,9 +79,7 @@ pub fn frame_loop(data: &[u8]) {
     };
     let memory = MemoryStream { input: std::io::Cursor::new(data.to_vec()), output: Vec::new(), idle };
     // No compression: the frame loop as most connections run it.
-    let bounds = Bounds::of(&context.limits);
-    let (stream, leftover) = Deflate::new(Transport::Memory(memory), None, bounds, Vec::new());
-    let mut session = Session::new(&client, stream, leftover, None);
+    let mut session = Session::new(&client, Transport::Memory(memory), None, Vec::new(), None);
     // Each step reads up to 256 messages (at least 2 bytes each) or ends the connection.
     for _ in 0..data.len() / 512 + 8 {
         if session.step().is_some() {

@@ -97,6 +97,24 @@ pub struct Stats {
     pub backplane_malformed: u64,
     /// Times the connection to Redis came back after it was lost.
     pub backplane_reconnects: u64,
+    /// WebSocket connections that agreed on permessage-deflate
+    /// ([`compression`](crate::ConfigBuilder::compression)). The `compressed_` counts
+    /// stay 0 without it.
+    pub compression_agreed: u64,
+    /// Messages that came compressed (also counted in `messages_in`).
+    pub compressed_messages_in: u64,
+    /// Their payload bytes as they came, compressed (`bytes_in` counts them inflated).
+    pub compressed_wire_bytes_in: u64,
+    /// What they inflated to: with `compressed_wire_bytes_in`, the inbound saving.
+    pub compressed_payload_bytes_in: u64,
+    /// Messages sent compressed (also counted in `messages_out`). Messages below the
+    /// size threshold or that compression would not shrink go as they are.
+    pub compressed_messages_out: u64,
+    /// Their payload bytes before compression (as `bytes_out` counts them).
+    pub compressed_payload_bytes_out: u64,
+    /// Their payload bytes as sent, compressed: with `compressed_payload_bytes_out`, the
+    /// outbound saving.
+    pub compressed_wire_bytes_out: u64,
 }
 
 /// The live counters behind [`Stats`]; relaxed atomics, since each is independent.
@@ -134,6 +152,13 @@ pub(crate) struct Counters {
     pub(crate) backplane_dropped: AtomicU64,
     pub(crate) backplane_malformed: AtomicU64,
     pub(crate) backplane_reconnects: AtomicU64,
+    pub(crate) compression_agreed: AtomicU64,
+    pub(crate) compressed_messages_in: AtomicU64,
+    pub(crate) compressed_wire_bytes_in: AtomicU64,
+    pub(crate) compressed_payload_bytes_in: AtomicU64,
+    pub(crate) compressed_messages_out: AtomicU64,
+    pub(crate) compressed_payload_bytes_out: AtomicU64,
+    pub(crate) compressed_wire_bytes_out: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -181,6 +206,13 @@ impl Counters {
             backplane_dropped: self.backplane_dropped.load(Relaxed),
             backplane_malformed: self.backplane_malformed.load(Relaxed),
             backplane_reconnects: self.backplane_reconnects.load(Relaxed),
+            compression_agreed: self.compression_agreed.load(Relaxed),
+            compressed_messages_in: self.compressed_messages_in.load(Relaxed),
+            compressed_wire_bytes_in: self.compressed_wire_bytes_in.load(Relaxed),
+            compressed_payload_bytes_in: self.compressed_payload_bytes_in.load(Relaxed),
+            compressed_messages_out: self.compressed_messages_out.load(Relaxed),
+            compressed_payload_bytes_out: self.compressed_payload_bytes_out.load(Relaxed),
+            compressed_wire_bytes_out: self.compressed_wire_bytes_out.load(Relaxed),
         }
     }
 }

@@ -162,8 +162,8 @@ fn compressed_text_and_binary_both_ways() {
     assert!(sent < text.len() / 4, "{sent} bytes for {}", text.len());
     assert_eq!(client.read_message(), (0x1, true, text.clone().into_bytes()));
     let binary: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
-    client.send_compressed(0x2, &binary);
-    assert_eq!(client.read_message(), (0x2, true, binary));
+    let mut wire_in = sent + client.send_compressed(0x2, &binary);
+    assert_eq!(client.read_message(), (0x2, true, binary.clone()));
     // Random bytes do not shrink: sent as they are, and the context starts afresh.
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let noise: Vec<u8> = (0..4096)
@@ -174,11 +174,23 @@ fn compressed_text_and_binary_both_ways() {
             (x >> 32) as u8
         })
         .collect();
-    client.send_compressed(0x2, &noise);
-    assert_eq!(client.read_message(), (0x2, false, noise));
+    wire_in += client.send_compressed(0x2, &noise);
+    assert_eq!(client.read_message(), (0x2, false, noise.clone()));
     // Below min_size the answer goes out plain, the way the client sent it.
     client.raw.write_all(&frame(0x81, b"tiny", true)).unwrap();
     assert_eq!(client.read_message(), (0x1, false, b"tiny".to_vec()));
+
+    // The counters: three messages came compressed, two went out compressed (the
+    // noise and the tiny one went plain), and what each direction saved.
+    let stats = server.handle().stats();
+    assert_eq!(stats.compression_agreed, 1);
+    assert_eq!(stats.compressed_messages_in, 3);
+    assert_eq!(stats.compressed_wire_bytes_in, wire_in as u64);
+    assert_eq!(stats.compressed_payload_bytes_in, (text.len() + binary.len() + noise.len()) as u64);
+    assert_eq!(stats.compressed_messages_out, 2);
+    assert_eq!(stats.compressed_payload_bytes_out, (text.len() + binary.len()) as u64);
+    assert!(stats.compressed_wire_bytes_out * 4 < stats.compressed_payload_bytes_out, "{stats:?}");
+    assert_eq!((stats.messages_in, stats.messages_out), (4, 4));
 }
 
 #[test]

@@ -48,8 +48,11 @@ fn a_deflate_bomb_closes_with_1009_without_inflating_past_the_limit() {
     assert!(matches!(close_reason_of(&events, id), CloseReason::Server { code: 1009, .. }));
     let grown = proc_status_kib("VmHWM").saturating_sub(before);
     eprintln!("a bomb of {} bytes (16 MiB inflated): peak memory grew by {grown} KiB", bytes.len());
-    // tungstenite holds the message as it grows, up to the limit, before it is refused;
-    // what must not happen is memory in proportion to what the bomb inflates to.
+    // tungstenite holds the message as it grows, up to the limit, before it is refused
+    // (no server can hold less: a legitimate message may be that large); what must not
+    // happen is memory in proportion to what the bomb inflates to. Measured: 1,220 KiB,
+    // the limit and the copy glibc makes when the growing buffer is reallocated (1,032
+    // KiB with MALLOC_MMAP_THRESHOLD_=65536, where realloc moves pages instead).
     assert!(grown < 2 * (LIMIT as u64 / 1024), "peak memory grew by {grown} KiB for a 1 MiB limit");
     assert_echo(&mut good, "unharmed");
     assert_eq!(server.handle().stats().limit_closes, 1);

@@ -1,11 +1,12 @@
 //! permessage-deflate (RFC 7692) under tungstenite, which has no extension support and
 //! refuses any frame with RSV1 set.
 //!
-//! Inbound, this stream sits between the transport and tungstenite: it reads the
-//! client's frames, and for a compressed message (RSV1 on its first frame) it inflates
-//! each frame's payload as it arrives and hands tungstenite ordinary frames in its
-//! place (the same opcode, RSV1 clear, an all-zero mask, which leaves the bytes as they
-//! are). Every other frame passes through untouched, so tungstenite still judges it.
+//! Inbound, this stream sits between the wire (the frame log over the transport, so
+//! frames are logged as the client sent them) and tungstenite: it reads the client's
+//! frames, and for a compressed message (RSV1 on its first frame) it inflates each
+//! frame's payload as it arrives and hands tungstenite ordinary frames in its place (the
+//! same opcode, RSV1 clear, an all-zero mask, which leaves the bytes as they are).
+//! Every other frame passes through untouched, so tungstenite still judges it.
 //!
 //! ```text
 //!  wire:        [RSV1 text, FIN=0, 100 B deflated] [continuation, FIN=1, 20 B]
@@ -19,14 +20,15 @@
 //!   the limit (a few KB of zeros inflate to gigabytes);
 //! - a compressed frame longer than `max_frame_size` gets the same answer;
 //! - a payload that is not deflate data ends the same way with a frame tungstenite
-//!   refuses as a protocol error (1002; RFC 7692 §8.2.3.? asks only that the connection
-//!   be failed); text that inflates to invalid UTF-8 is tungstenite's 1007.
+//!   refuses as a protocol error (1002); text that inflates to invalid UTF-8 is
+//!   tungstenite's 1007.
 //!
 //! Outbound, [`Deflate::compress`] turns a message into one frame with RSV1 set, which
 //! tungstenite writes as it is (`Message::Frame`).
 
 use std::io::{self, Read, Write};
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use tungstenite::Message;
 
@@ -36,16 +38,22 @@ mod codec;
 mod codec {
     //! Without the `deflate` feature the configuration refuses compression, so no
     //! connection agrees on it and no codec is made.
-    use super::{io, Bounds, DeflateParams, Message, Transport};
+    use super::{io, Arc, Bounds, ConnectionId, Counters, DeflateParams, Message, Read};
 
     #[derive(Debug)]
     pub(super) enum Codec {}
 
     impl Codec {
-        pub(super) fn new(_: DeflateParams, _: Bounds, _: &mut Vec<u8>) -> Option<Codec> {
+        pub(super) fn new(
+            _: DeflateParams,
+            _: Bounds,
+            _: ConnectionId,
+            _: &Arc<Counters>,
+            _: &mut Vec<u8>,
+        ) -> Option<Codec> {
             None
         }
-        pub(super) fn read(&mut self, _: &mut Transport, _: &mut [u8]) -> io::Result<usize> {
+        pub(super) fn read(&mut self, _: &mut impl Read, _: &mut [u8]) -> io::Result<usize> {
             match *self {}
         }
         pub(super) fn compress(&mut self, _: Message) -> Message {
@@ -56,13 +64,16 @@ mod codec {
 
 use codec::Codec;
 
-use super::stream::Transport;
+use super::trace::Logged;
 use crate::http::DeflateParams;
+use crate::stats::Counters;
+use crate::ConnectionId;
 
-/// The connection's transport, with permessage-deflate applied when it was agreed.
+/// The connection's stream (the frame log over the transport), with permessage-deflate
+/// applied when it was agreed.
 #[derive(Debug)]
 pub(crate) struct Deflate {
-    inner: Transport,
+    inner: Logged,
     /// `None` when the client did not offer compression or it is off: a plain pipe.
     codec: Option<Box<Codec>>,
 }
@@ -70,15 +81,18 @@ pub(crate) struct Deflate {
 impl Deflate {
     /// Wraps the transport; returns the bytes tungstenite should start with. With
     /// compression, the bytes the client sent behind its request go through the
-    /// inflater first, so tungstenite starts with none.
+    /// inflater first, so tungstenite starts with none. The codec counts what it
+    /// compresses and inflates in `stats`.
     pub(crate) fn new(
-        inner: Transport,
+        inner: Logged,
         params: Option<DeflateParams>,
         bounds: Bounds,
+        id: ConnectionId,
+        stats: &Arc<Counters>,
         leftover: Vec<u8>,
     ) -> (Deflate, Vec<u8>) {
         let mut leftover = leftover;
-        let codec = params.and_then(|params| Codec::new(params, bounds, &mut leftover)).map(Box::new);
+        let codec = params.and_then(|params| Codec::new(params, bounds, id, stats, &mut leftover)).map(Box::new);
         (Deflate { inner, codec }, leftover)
     }
 
@@ -93,14 +107,14 @@ impl Deflate {
 }
 
 impl Deref for Deflate {
-    type Target = Transport;
-    fn deref(&self) -> &Transport {
+    type Target = Logged;
+    fn deref(&self) -> &Logged {
         &self.inner
     }
 }
 
 impl DerefMut for Deflate {
-    fn deref_mut(&mut self) -> &mut Transport {
+    fn deref_mut(&mut self) -> &mut Logged {
         &mut self.inner
     }
 }

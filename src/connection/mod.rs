@@ -41,7 +41,6 @@ pub(crate) use handler::Handler;
 pub use handler::{Connection, HandlerError, Wakeup};
 
 use client::Client;
-use deflate::{Bounds, Deflate};
 use http_phase::Upgraded;
 use session::{Delivery, Session, Traffic};
 use stream::Transport;
@@ -55,7 +54,6 @@ use crate::{AppData, CloseReason, ConnectionId, ConnectionInfo, Error, Event, Re
 pub(crate) mod fuzzing {
     //! The frame loop without a socket, for `crate::fuzz`.
     pub(crate) use super::client::Client;
-    pub(crate) use super::deflate::{Bounds, Deflate};
     pub(crate) use super::session::Session;
     pub(crate) use super::stream::{MemoryStream, Transport};
 }
@@ -185,8 +183,7 @@ impl Client<'_> {
     /// open, so that the Close event follows whatever happens next.
     fn websocket(&self, stream: Transport, upgraded: Upgraded, handler: Option<&Handler>, opened: &mut Option<Opened>) {
         let Upgraded { info, leftover, request, deflate } = upgraded;
-        let (stream, leftover) = Deflate::new(stream, deflate, Bounds::of(&self.context.limits), leftover);
-        let session = Session::new(self, stream, leftover, info.data.clone());
+        let session = Session::new(self, stream, deflate, leftover, info.data.clone());
         let handler = handler.zip(request);
         let opened = opened.insert(self.open(&info, handler.is_none()));
         let (mut session, reason) = match &handler {

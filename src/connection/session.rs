@@ -21,10 +21,11 @@ use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocke
 use tungstenite::{Error as WsError, Message as WsMessage, WebSocket};
 
 use super::client::Client;
-use super::deflate::Deflate;
-use super::stream::{tls_error, would_block};
+use super::deflate::{Bounds, Deflate};
+use super::stream::{tls_error, would_block, Transport};
 use super::trace::Logged;
 use crate::config::Limits;
+use crate::http::DeflateParams;
 use crate::hub::Control;
 use crate::stats::{add, bump};
 use crate::wait::{wait_for, Interest};
@@ -123,7 +124,7 @@ struct Closing {
 /// The frame loop of an open connection.
 pub(crate) struct Session<'a> {
     client: &'a Client<'a>,
-    ws: WebSocket<Logged>,
+    ws: WebSocket<Deflate>,
     /// When any frame last arrived (keepalive).
     last_frame: Instant,
     /// When a data message last arrived (idle timeout).
@@ -151,8 +152,21 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(client: &'a Client<'a>, stream: Deflate, leftover: Vec<u8>, data: Option<AppData>) -> Self {
+    /// Serves the WebSocket on `stream`, with permessage-deflate if it was agreed.
+    /// `leftover`: what the client sent behind its request.
+    pub(crate) fn new(
+        client: &'a Client<'a>,
+        stream: Transport,
+        deflate: Option<DeflateParams>,
+        leftover: Vec<u8>,
+        data: Option<AppData>,
+    ) -> Self {
         let limits = &client.context.limits;
+        // The frame log watches the wire, under the inflater: compressed frames are
+        // logged as the client sent them.
+        let logged = Logged::new(stream, client.id, &leftover);
+        let bounds = Bounds::of(limits);
+        let (stream, leftover) = Deflate::new(logged, deflate, bounds, client.id, &client.context.stats, leftover);
         let config = WebSocketConfig::default()
             .read_buffer_size(limits.read_buffer_size)
             .write_buffer_size(limits.write_buffer_size)
@@ -167,12 +181,7 @@ impl<'a> Session<'a> {
         let now = Instant::now();
         Session {
             client,
-            ws: WebSocket::from_partially_read(
-                Logged::new(stream, client.id, &leftover),
-                leftover,
-                Role::Server,
-                Some(config),
-            ),
+            ws: WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config)),
             last_frame: now,
             last_message: now,
             ping_sent: None,
@@ -232,7 +241,7 @@ impl<'a> Session<'a> {
         // waiting for it would return at once while the client keeps sending.
         let interest = Interest { read: !full && !self.inbox_full(), write: full };
         let waker = &self.control().waker;
-        match wait_for(&self.ws.get_ref().inner.sock(), interest, waker, deadline) {
+        match wait_for(&self.ws.get_ref().sock(), interest, waker, deadline) {
             Ok(true) => waker.reset(),
             Ok(false) => {}
             Err(e) => return Err(CloseReason::Error(Error::Io(e))),
@@ -336,7 +345,7 @@ impl<'a> Session<'a> {
     /// next step, or, once the connection is closing, for nobody.
     fn wait_writable(&self, deadline: Option<Instant>) -> io::Result<()> {
         let waker = &self.control().waker;
-        if wait_for(&self.ws.get_ref().inner.sock(), Interest::WRITE, waker, deadline)? {
+        if wait_for(&self.ws.get_ref().sock(), Interest::WRITE, waker, deadline)? {
             waker.reset();
         }
         Ok(())
@@ -409,7 +418,7 @@ impl<'a> Session<'a> {
     /// Bytes the socket has taken.
     #[cfg(fuzzing)]
     pub(crate) fn bytes_written(&self) -> u64 {
-        self.ws.get_ref().inner.bytes_sent()
+        self.ws.get_ref().bytes_sent()
     }
 
     /// Reads every frame that is ready (up to the budget, and while the client's socket
@@ -459,7 +468,7 @@ impl<'a> Session<'a> {
     /// Whether the socket refused the last bytes written to it: output is waiting for
     /// the client to read.
     fn socket_full(&self) -> bool {
-        self.ws.get_ref().inner.socket_full()
+        self.ws.get_ref().socket_full()
     }
 
     fn on_message(&mut self, message: WsMessage) {
@@ -576,7 +585,7 @@ impl<'a> Session<'a> {
     fn write(&mut self, message: WsMessage) {
         let len = message.len();
         let stats = &self.client.context.stats;
-        let message = self.ws.get_mut().inner.compress(message);
+        let message = self.ws.get_mut().compress(message);
         match self.ws.write(message) {
             Ok(()) => {}
             // Buffered in tungstenite; the stream has noted that the socket is full.
@@ -687,7 +696,7 @@ impl<'a> Session<'a> {
     /// slowly counts as progressing even when the socket never had room enough to
     /// report itself writable.
     fn check_progress(&mut self) -> Option<CloseReason> {
-        let (now, sent) = (Instant::now(), self.ws.get_ref().inner.bytes_sent());
+        let (now, sent) = (Instant::now(), self.ws.get_ref().bytes_sent());
         match self.stalled {
             Some((since, before)) if before == sent => {
                 (now >= since + self.limits().write_timeout).then(|| self.limit_end(Timeout::Write))
@@ -717,7 +726,7 @@ impl<'a> Session<'a> {
                 break;
             }
         }
-        let stream = &mut self.ws.get_mut().inner;
+        let stream: &mut Transport = self.ws.get_mut();
         stream.close_notify();
         stream.shutdown();
     }
@@ -731,7 +740,7 @@ impl<'a> Session<'a> {
             Err(WsError::Io(e)) => would_block(&e),
             // tungstenite has written its last frame (the close handshake is over) or
             // cannot write: what TLS holds may still go.
-            Err(_) => matches!(self.ws.get_mut().inner.flush(), Err(e) if would_block(&e)),
+            Err(_) => matches!(self.ws.get_mut().flush(), Err(e) if would_block(&e)),
         }
     }
 }

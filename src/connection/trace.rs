@@ -12,8 +12,9 @@
 //! ```
 
 use std::io::{self, Read, Write};
+use std::ops::{Deref, DerefMut};
 
-use super::deflate::Deflate;
+use super::stream::Transport;
 use crate::ConnectionId;
 
 /// Follows one direction of a frame stream: collects header bytes, then skips payload.
@@ -87,10 +88,11 @@ fn opcode_name(opcode: u8) -> &'static str {
     }
 }
 
-/// The connection's stream, logging frame headers both ways at `trace`.
+/// The connection's stream, logging frame headers both ways at `trace`, as they go over
+/// the wire.
 #[derive(Debug)]
 pub(crate) struct Logged {
-    pub(crate) inner: Deflate,
+    inner: Transport,
     id: ConnectionId,
     /// Whether `trace` was enabled when the connection opened; if not, no work at all.
     enabled: bool,
@@ -99,7 +101,7 @@ pub(crate) struct Logged {
 }
 
 impl Logged {
-    pub(crate) fn new(inner: Deflate, id: ConnectionId, leftover: &[u8]) -> Logged {
+    pub(crate) fn new(inner: Transport, id: ConnectionId, leftover: &[u8]) -> Logged {
         let enabled = log::log_enabled!(target: "tinywss::frames", log::Level::Trace);
         let mut logged = Logged { inner, id, enabled, incoming: FrameTap::default(), outgoing: FrameTap::default() };
         logged.observe(leftover, "<-");
@@ -124,6 +126,19 @@ impl Logged {
                 h.length
             );
         }
+    }
+}
+
+impl Deref for Logged {
+    type Target = Transport;
+    fn deref(&self) -> &Transport {
+        &self.inner
+    }
+}
+
+impl DerefMut for Logged {
+    fn deref_mut(&mut self) -> &mut Transport {
+        &mut self.inner
     }
 }
 

@@ -2,6 +2,7 @@
 //! and the outbound compressor (module docs of `deflate.rs` explain the design).
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use flate2::{Compress, Compression as Level, Decompress, FlushCompress, FlushDecompress};
 use tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -9,8 +10,9 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
 
 use super::Bounds;
-use crate::connection::stream::Transport;
 use crate::http::DeflateParams;
+use crate::stats::{add, bump, Counters};
+use crate::ConnectionId;
 
 /// The four bytes every sync-flushed message ends with, which the sender leaves off and
 /// the receiver puts back (RFC 7692 §7.2.1, §7.2.2).
@@ -30,6 +32,8 @@ pub(super) struct Codec {
     inbound: Inbound,
     /// Kept between messages only with context takeover.
     compressor: Option<Compress>,
+    id: ConnectionId,
+    stats: Arc<Counters>,
 }
 
 /// Where the inbound stream is, frame by frame.
@@ -134,12 +138,20 @@ fn push_header(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: u8, length: u64) {
 
 impl Codec {
     /// Takes the bytes the client sent behind its request: they may hold compressed frames.
-    pub(super) fn new(params: DeflateParams, bounds: Bounds, leftover: &mut Vec<u8>) -> Option<Codec> {
+    pub(super) fn new(
+        params: DeflateParams,
+        bounds: Bounds,
+        id: ConnectionId,
+        stats: &Arc<Counters>,
+        leftover: &mut Vec<u8>,
+    ) -> Option<Codec> {
         let raw = std::mem::take(leftover);
-        Some(Codec { params, bounds, inbound: Inbound { raw, ..Inbound::default() }, compressor: None })
+        bump(&stats.compression_agreed);
+        let inbound = Inbound { raw, ..Inbound::default() };
+        Some(Codec { params, bounds, inbound, compressor: None, id, stats: Arc::clone(stats) })
     }
 
-    pub(super) fn read(&mut self, inner: &mut Transport, buf: &mut [u8]) -> io::Result<usize> {
+    pub(super) fn read(&mut self, inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let inbound = &mut self.inbound;
             if inbound.taken < inbound.ready.len() {
@@ -270,7 +282,7 @@ impl Codec {
         let finished = last_input && inflating.pending.is_empty() && !inflating.full;
         let fin = finished && inflating.fin;
         if status.is_err() {
-            log::debug!("the client's compressed message is not valid deflate data");
+            log::debug!("{}: the client's compressed message is not valid deflate data", self.id);
             self.broken();
             return true;
         }
@@ -305,10 +317,14 @@ impl Codec {
         let inbound = &mut self.inbound;
         log::trace!(
             target: "tinywss::frames",
-            "<- compressed message: {} bytes inflated to {}",
+            "{} <- compressed message: {} bytes inflated to {}",
+            self.id,
             inbound.compressed,
             inbound.inflated
         );
+        bump(&self.stats.compressed_messages_in);
+        add(&self.stats.compressed_wire_bytes_in, inbound.compressed);
+        add(&self.stats.compressed_payload_bytes_in, inbound.inflated);
         inbound.message = None;
         inbound.inflated = 0;
         inbound.compressed = 0;
@@ -321,7 +337,7 @@ impl Codec {
     /// Shows tungstenite a header past its frame limit: it closes with 1009 before
     /// reading a byte more.
     fn too_big(&mut self, size: u64) {
-        log::debug!("a compressed message inflates past {} bytes", self.bounds.max_message_size);
+        log::debug!("{}: a compressed message inflates past {} bytes", self.id, self.bounds.max_message_size);
         let claimed = size.max(self.bounds.max_frame_size as u64 + 1);
         self.fail_with(|out| push_header(out, true, 0, 2, claimed));
     }
@@ -364,6 +380,9 @@ impl Codec {
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
         }
+        bump(&self.stats.compressed_messages_out);
+        add(&self.stats.compressed_payload_bytes_out, data.len());
+        add(&self.stats.compressed_wire_bytes_out, out.len());
         let mut frame = Frame::message(out, OpCode::Data(opcode), true);
         frame.header_mut().rsv1 = true;
         Message::Frame(frame)
