@@ -8,17 +8,16 @@ use crate::http::DeflateSettings;
 /// what they cost in memory per connection:
 ///
 /// - [`no_context_takeover`](Self::no_context_takeover): each message is compressed on
-///   its own, with nothing kept between messages (a few hundred bytes of state). Best for
-///   messages of a few hundred bytes and more. Note that glibc keeps the blocks a
-///   compressor frees for reuse: measured, RSS grows by about 320 KiB per connection
-///   that has sent a compressed message (57 KiB with `MALLOC_MMAP_THRESHOLD_=65536`,
-///   33 KiB without compression).
+///   its own, with nothing kept between messages: the zlib states are borrowed from a
+///   small process-wide pool for each message and given back. Measured RSS per idle
+///   connection that has exchanged a compressed message: 37 KiB (31 KiB without
+///   compression). Best for messages of a few hundred bytes and more.
 /// - [`context_takeover`](Self::context_takeover): both sides keep the last window of
 ///   text, so a message that repeats the previous one's keys shrinks to a few bytes (a
-///   174-byte JSON ticker: 34 bytes, 3× less on the wire, no more CPU). Each connection
-///   keeps zlib's compressor (2^(bits+2) + 128 KiB) and an inflater (up to 32 KiB + 7 KiB)
-///   between messages; measured RSS per idle connection: 368 KiB with 15 bits, 245 KiB
-///   with 10 (31 KiB without compression).
+///   174-byte JSON ticker: 34 bytes, 3× less on the wire, little more CPU). Each
+///   connection keeps zlib's compressor (2^(bits+2) + 128 KiB) and an inflater (up to
+///   32 KiB + 7 KiB) between messages; measured RSS per idle connection: 370 KiB with
+///   15 bits, 246 KiB with 10.
 ///
 /// Messages smaller than [`min_size`](Self::min_size) are sent uncompressed, and so is a
 /// message that compression would not shrink. bench/NOTES.md has the measurements.

@@ -34,6 +34,8 @@ use tungstenite::Message;
 
 #[cfg(feature = "deflate")]
 mod codec;
+#[cfg(feature = "deflate")]
+mod pool;
 #[cfg(not(feature = "deflate"))]
 mod codec {
     //! Without the `deflate` feature the configuration refuses compression, so no

@@ -4,11 +4,12 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use flate2::{Compress, Compression as Level, Decompress, FlushCompress, FlushDecompress};
+use flate2::{Compress, Decompress, FlushCompress, FlushDecompress};
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
 
+use super::pool;
 use super::Bounds;
 use crate::http::DeflateParams;
 use crate::stats::{add, bump, Counters};
@@ -251,7 +252,7 @@ impl Codec {
     /// Takes the compressed frame's payload bytes that arrived and inflates one chunk
     /// of it for tungstenite; `false` when it needs more bytes.
     fn inflate_step(&mut self) -> bool {
-        let window = self.params.client_max_window_bits.max(9);
+        let window = self.inflate_window();
         let budget = (self.bounds.max_message_size + 1).saturating_sub(self.inbound.inflated).clamp(1, CHUNK);
         let inbound = &mut self.inbound;
         let Some(Current { left, inflate: Some(inflating) }) = &mut inbound.frame else { return false };
@@ -269,7 +270,7 @@ impl Codec {
         if inflating.pending.is_empty() && !last_input && !inflating.full {
             return false;
         }
-        let inflater = inbound.inflater.get_or_insert_with(|| Decompress::new_with_window_bits(false, window));
+        let inflater = inbound.inflater.get_or_insert_with(|| pool::inflater(window));
         let mut out = vec![0u8; budget];
         let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
         let status = inflater.decompress(&inflating.pending, &mut out, FlushDecompress::Sync);
@@ -330,7 +331,18 @@ impl Codec {
         inbound.compressed = 0;
         if self.params.client_no_context_takeover {
             // Nothing kept between messages: an idle connection holds no inflater.
-            inbound.inflater = None;
+            self.give_inflater_back();
+        }
+    }
+
+    /// The inflater's window: the client's, or 512 bytes, the least zlib inflates with.
+    fn inflate_window(&self) -> u8 {
+        self.params.client_max_window_bits.max(9)
+    }
+
+    fn give_inflater_back(&mut self) {
+        if let Some(inflater) = self.inbound.inflater.take() {
+            pool::give_inflater(self.inflate_window(), inflater);
         }
     }
 
@@ -353,8 +365,8 @@ impl Codec {
         inbound.failed = true;
         inbound.frame = None;
         inbound.message = None;
-        inbound.inflater = None;
         inbound.raw.clear();
+        self.give_inflater_back();
     }
 
     pub(super) fn compress(&mut self, message: Message) -> Message {
@@ -364,18 +376,19 @@ impl Codec {
             other => return other,
         };
         let bits = self.params.server_max_window_bits;
-        let compressor =
-            self.compressor.get_or_insert_with(|| Compress::new_with_window_bits(Level::default(), false, bits));
+        let mut compressor = self.compressor.take().unwrap_or_else(|| pool::compressor(bits));
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
-        if deflate_sync(compressor, &data, &mut out).is_err() || out.len() > data.len() {
-            // Incompressible (random, or already compressed): sent as it is. The client
-            // never sees what the compressor took in, so a kept context would point into
-            // bytes the client does not have: start afresh (a new stream needs none).
-            self.compressor = None;
-            return Message::Frame(Frame::message(data, OpCode::Data(opcode), true));
+        // Incompressible (random, or already compressed): sent as it is. The client never
+        // sees what the compressor took in, so a kept context would point into bytes the
+        // client does not have: start afresh (a new stream needs none).
+        let incompressible = deflate_sync(&mut compressor, &data, &mut out).is_err() || out.len() > data.len();
+        if incompressible || self.params.server_no_context_takeover {
+            pool::give_compressor(bits, compressor);
+        } else {
+            self.compressor = Some(compressor);
         }
-        if self.params.server_no_context_takeover {
-            self.compressor = None;
+        if incompressible {
+            return Message::Frame(Frame::message(data, OpCode::Data(opcode), true));
         }
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
@@ -386,6 +399,16 @@ impl Codec {
         let mut frame = Frame::message(out, OpCode::Data(opcode), true);
         frame.header_mut().rsv1 = true;
         Message::Frame(frame)
+    }
+}
+
+impl Drop for Codec {
+    /// A connection that kept its context gives the states to the next one.
+    fn drop(&mut self) {
+        if let Some(compressor) = self.compressor.take() {
+            pool::give_compressor(self.params.server_max_window_bits, compressor);
+        }
+        self.give_inflater_back();
     }
 }
 
