@@ -169,8 +169,9 @@ pub enum Event {
     Open {
         /// The new connection.
         conn: ConnectionId,
-        /// Where it comes from and what it asked for.
-        info: ConnectionInfo,
+        /// Where it comes from and what it asked for. Boxed: it is the largest event by
+        /// far, and every slot of the events channel is as large as the largest event.
+        info: Box<ConnectionInfo>,
     },
     /// A client sent a data message.
     Message {

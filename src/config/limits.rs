@@ -163,7 +163,7 @@ impl ConfigBuilder {
     /// When the application falls behind, connection threads wait (and TCP slows the
     /// clients down); nothing is dropped. Each connection may fill at most an eighth (see
     /// [`events_bytes`](Self::events_bytes)). The channel allocates its slots up front
-    /// (about 150 bytes each); too small a channel makes busy connection threads wait
+    /// (96 bytes each); too small a channel makes busy connection threads wait
     /// one event at a time (measured: 256 instead of 1,024 cut pipelined echo throughput
     /// by more than half).
     ///

@@ -189,7 +189,7 @@ impl Client<'_> {
         let (mut session, reason) = match &handler {
             Some((handler, request)) => self.run_handler(handler, session, &info, request),
             None => {
-                self.context.events.emit(Event::Open { conn: self.id, info });
+                self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
                 let mut session = session;
                 let reason = session.run();
                 (session, reason)
