@@ -5,6 +5,7 @@
 mod check;
 mod common;
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +77,44 @@ fn raw_tls_server(leaf: &Leaf) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A plain TCP server for one client: it reads the request head, writes what `answer`
+/// makes of its Sec-WebSocket-Key and nothing more, then reads until the client goes.
+fn fake_ws_server(answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut tcp, _)) = listener.accept() else { return };
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        let key = head.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap_or_default();
+        let _ = tcp.write_all(&answer(key));
+        // As a WebSocket server does after its Close: the client waits for the TCP close.
+        let _ = tcp.shutdown(std::net::Shutdown::Write);
+        let _ = std::io::copy(&mut tcp, &mut std::io::sink());
+    });
+    addr
+}
+
+/// A 101 head with the right accept key and `extra` header lines.
+fn switching(key: &str, extra: &str) -> Vec<u8> {
+    let accept = check::accept_key(key);
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+fn check_fake(answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static) -> Report {
+    let mut options = Options::new(&format!("ws://127.0.0.1:{}/", fake_ws_server(answer).port()));
+    options.timeout = common::PATIENCE;
+    check::check(&options)
 }
 
 fn pem_key_der(pem: &str) -> Vec<u8> {
@@ -274,4 +313,38 @@ fn not_a_websocket_url() {
     let (step, message) = failure(&check::check(&Options::new("https://localhost/")));
     assert_eq!(step, "URL");
     assert!(message.contains("must start with wss://"), "{message}");
+}
+
+/// What a fake server answers to a request with this Sec-WebSocket-Key.
+type Answer = fn(&str) -> Vec<u8>;
+
+#[test]
+fn a_broken_switch_names_what_is_missing() {
+    let cases: [(Answer, &str); 5] = [
+        (|_| b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec(), "without Sec-WebSocket-Accept"),
+        (|_| b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".to_vec(), "Sec-WebSocket-Accept is \"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\""),
+        (|key| String::from_utf8(switching(key, "")).unwrap().replace("Connection: Upgrade\r\n", "").into_bytes(), "no Connection header, not \"Connection: Upgrade\"; a reverse proxy"),
+        (|key| switching(key, "Sec-WebSocket-Extensions: permessage-deflate\r\n"), "extensions that were not offered"),
+        (|_| b"HTTP/1.1 302 Found\r\nLocation: wss://elsewhere/\r\nContent-Length: 5\r\n\r\nmoved".to_vec(), "redirects (WebSocket clients do not follow redirects): use the URL it names: HTTP 302 Found (Location: wss://elsewhere/): moved"),
+    ];
+    for (answer, expected) in cases {
+        let report = check_fake(answer);
+        let (step, message) = failure(&report);
+        assert_eq!(step, "HTTP Upgrade", "{report}");
+        assert!(message.contains(expected), "{message}");
+    }
+    let report = check_fake(|key| switching(key, "Sec-WebSocket-Protocol: chat\r\n"));
+    let (step, message) = failure(&report);
+    assert_eq!(step, "subprotocol", "{report}");
+    assert!(message.contains("chose the subprotocol \"chat\", but none was offered"), "{message}");
+}
+
+#[test]
+fn frames_right_behind_the_101_are_read() {
+    // The server's Close (code 1000) comes in the same write as its 101: the ping step
+    // sees the close handshake end, not a silent server.
+    let report = check_fake(|key| [switching(key, ""), b"\x88\x02\x03\xe8".to_vec()].concat());
+    let (step, message) = failure(&report);
+    assert_eq!(step, "ping", "{report}");
+    assert!(message.contains("closed normally"), "{message}");
 }

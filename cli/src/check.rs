@@ -28,7 +28,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use tinywss::CertificateInfo;
-use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
 /// Where to find CA certificates when no `--ca` is given, most common first.
@@ -256,6 +256,13 @@ fn parse_url(url: &str) -> Result<Target, String> {
         return Err(format!("no host name in {url:?}"));
     }
     let path = if path.is_empty() { "/" } else { path };
+    // Both go into the request head as they are.
+    if let Some(bad) = [host, path].into_iter().find(|part| !part.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(format!(
+            "{bad:?} has spaces, control or non-ASCII characters: percent-encode them (or use the IDNA form \
+             of the host name)"
+        ));
+    }
     Ok(Target { scheme, tls, host: host.to_owned(), port, path: path.to_owned() })
 }
 
@@ -667,77 +674,296 @@ fn websocket<S: Read + Write>(
     close(&mut ws, report)
 }
 
+/// The largest response head read: a 101 is a few hundred bytes, so anything near this
+/// is not a WebSocket server's answer.
+const MAX_HEAD: usize = 16 * 1024;
+/// How much of an error response's body is read and shown.
+const MAX_BODY: usize = 1024;
+/// RFC 6455 §1.3: appended to the key before hashing it into `Sec-WebSocket-Accept`.
+const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The HTTP Upgrade, written by hand rather than with tungstenite's client handshake
+/// (which brings `http`, `rand`, `sha1` and `data-encoding`, 88 KB of the program): each
+/// check below then fails with a message that says what the server got wrong.
 fn upgrade<S: Read + Write>(
     target: &Target,
     options: &Options,
-    stream: S,
+    mut stream: S,
     report: &mut Report,
 ) -> Result<WebSocket<S>, Failed> {
-    let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host.clone() }; // IPv6
-    let url = format!("{}://{host}:{}{}", target.scheme, target.port, target.path);
-    let mut request = url.into_client_request().map_err(|e| report.fail("HTTP Upgrade", e.to_string()))?;
-    if !options.subprotocols.is_empty() {
-        let offered = options.subprotocols.join(", ");
-        let value = offered.parse().map_err(|_| report.fail("HTTP Upgrade", format!("bad subprotocol {offered:?}")))?;
-        request.headers_mut().insert("Sec-WebSocket-Protocol", value);
+    if let Some(bad) = options.subprotocols.iter().find(|p| !is_token(p)) {
+        return Err(report.fail(
+            "HTTP Upgrade",
+            format!("bad subprotocol {bad:?}: a subprotocol name is a token (letters, digits and !#$%&'*+-.^_`|~)"),
+        ));
     }
+    let key = client_key().map_err(|e| report.fail("HTTP Upgrade", e))?;
     let started = Instant::now();
-    match tungstenite::client::client(request, stream) {
-        Ok((ws, response)) => {
-            let accept = response.headers().get("Sec-WebSocket-Accept").and_then(|v| v.to_str().ok()).unwrap_or("");
-            report.ok(
-                "HTTP Upgrade",
-                format!(
-                    "{:?} {} ({}), Sec-WebSocket-Accept {accept} (valid)",
-                    response.version(),
-                    response.status(),
-                    ms(started.elapsed())
-                ),
-            );
-            let chosen = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
-            report.ok(
-                "subprotocol",
-                match chosen {
-                    Some(p) => p.to_string(),
-                    None => "none (none offered)".into(),
-                },
-            );
-            Ok(ws)
+    let deadline = started + options.timeout;
+    let request = upgrade_request(target, options, &key);
+    let sent = stream.write_all(request.as_bytes()).and_then(|()| stream.flush());
+    let (response, rest) =
+        sent.and_then(|()| read_head(&mut stream, deadline)).map_err(|e| upgrade_io_failure(&e, options, report))?;
+    if response.status != 101 {
+        let body = read_body(&mut stream, rest, response.content_length(), deadline);
+        return Err(report.fail("HTTP Upgrade", status_failure(&response, &body)));
+    }
+    let accept = verify_switch(&response, &key).map_err(|e| report.fail("HTTP Upgrade", e))?;
+    report.ok(
+        "HTTP Upgrade",
+        format!(
+            "HTTP/1.{} {} {} ({}), Sec-WebSocket-Accept {accept} (valid)",
+            response.version,
+            response.status,
+            response.reason,
+            ms(started.elapsed())
+        ),
+    );
+    let chosen = verify_subprotocol(&response, options).map_err(|e| report.fail("subprotocol", e))?;
+    report.ok("subprotocol", chosen);
+    // Frames the server sent right behind its 101 arrived with the head: they are the
+    // start of the WebSocket stream.
+    Ok(WebSocket::from_partially_read(stream, rest, Role::Client, None))
+}
+
+/// A subprotocol name as RFC 6455 §4.1 wants it: an HTTP token, which also keeps the
+/// request head free of spaces and line breaks.
+fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 §4.1), from rustls' crypto
+/// provider, which the TLS step uses too.
+fn client_key() -> Result<String, String> {
+    let mut nonce = [0u8; 16];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut nonce)
+        .map_err(|_| "the system gave no random bytes for Sec-WebSocket-Key".to_string())?;
+    Ok(base64(&nonce))
+}
+
+/// The `Sec-WebSocket-Accept` a server must answer `key` with: base64(SHA-1(key + GUID)).
+/// The tests' fake servers answer with it too.
+pub(crate) fn accept_key(key: &str) -> String {
+    let mut sha1 = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    sha1.update(key.as_bytes());
+    sha1.update(WEBSOCKET_GUID.as_bytes());
+    base64(sha1.finish().as_ref())
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            match i <= chunk.len() {
+                true => out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize])),
+                false => out.push('='),
+            }
         }
-        Err(tungstenite::HandshakeError::Failure(e)) => Err(upgrade_failure(e, options, report)),
-        Err(tungstenite::HandshakeError::Interrupted(_)) => Err(report.fail("HTTP Upgrade", "interrupted".into())),
+    }
+    out
+}
+
+/// The GET request that asks for the switch (RFC 6455 §4.1). The URL step let through
+/// only visible ASCII in the host and path, so nothing here can break the head.
+fn upgrade_request(target: &Target, options: &Options, key: &str) -> String {
+    let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host.clone() }; // IPv6
+                                                                                                           // As browsers do: the port only when it is not the scheme's own.
+    let port = match (target.tls, target.port) {
+        (true, 443) | (false, 80) => String::new(),
+        (_, port) => format!(":{port}"),
+    };
+    let mut head = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}{port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n",
+        target.path
+    );
+    if !options.subprotocols.is_empty() {
+        head.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", options.subprotocols.join(", ")));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// The server's response head, owned.
+struct Response {
+    /// The minor version: 1 for HTTP/1.1.
+    version: u8,
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Response {
+    /// The first value of a header, by case-insensitive name.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a comma-separated header has `token`, in any case.
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+
+    fn content_length(&self) -> Option<usize> {
+        self.header("Content-Length").and_then(|v| v.trim().parse().ok())
     }
 }
 
-fn upgrade_failure(e: tungstenite::Error, options: &Options, report: &mut Report) -> Failed {
-    use tungstenite::error::{ProtocolError, SubProtocolError};
-    match e {
-        tungstenite::Error::Http(response) => {
-            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-            let hint = match response.status().as_u16() {
-                400 if body.contains("TLS") => "the server expects TLS: use wss://",
-                404 => "wrong path: check the URL's path",
-                401 | 403 => "the server (or a proxy) refused access",
-                426 => "the server wants a different WebSocket version",
-                502..=504 => "a reverse proxy could not reach the WebSocket server behind it",
-                _ => "the server did not switch to WebSocket",
-            };
-            // Servers (tinywss among them) often begin the body with the status again.
-            let status = response.status();
-            let body = body.trim();
-            let body = body.strip_prefix(status.as_str()).map_or(body, str::trim_start);
-            let body = if body.is_empty() { String::new() } else { format!(": {body}") };
-            report.fail("HTTP Upgrade", format!("{hint}: HTTP {status}{body}"))
+/// Reads until the response head is complete, for at most [`MAX_HEAD`] bytes and until
+/// `deadline` (each read also stops at the socket's timeout). Returns the head and the
+/// bytes that came after it.
+fn read_head<S: Read>(stream: &mut S, deadline: Instant) -> std::io::Result<(Response, Vec<u8>)> {
+    use std::io::{Error, ErrorKind};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some((response, len)) = parse_head(&buf)? {
+            return Ok((response, buf.split_off(len)));
         }
-        tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol)) => {
-            let offered = options.subprotocols.join(", ");
-            report.push("HTTP Upgrade", Outcome::Ok, vec!["101 Switching Protocols".into()]);
-            report.fail("subprotocol", format!("the server agreed to none of the subprotocols offered ({offered})"))
+        if buf.len() > MAX_HEAD {
+            let e = format!("the answer's head is over {} KiB, far more than a 101's", MAX_HEAD / 1024);
+            return Err(Error::new(ErrorKind::InvalidData, e));
         }
-        tungstenite::Error::Io(io) if io.to_string().contains("alert") => report
-            .fail("TLS", format!("{} (the server refused this client after the handshake)", explain_tls_error(&io))),
-        other => report.fail("HTTP Upgrade", format!("{other}; is this a WebSocket endpoint?")),
+        if Instant::now() >= deadline {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+}
+
+/// The response head at the start of `buf` and its length; `None` while incomplete.
+fn parse_head(buf: &[u8]) -> std::io::Result<Option<(Response, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            let e = format!("the answer is not an HTTP/1.1 response head ({e})");
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        }
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let response = Response {
+        version: parsed.version.unwrap_or(1),
+        status: parsed.code.unwrap_or(0),
+        reason: parsed.reason.unwrap_or("").to_owned(),
+        headers: parsed.headers.iter().map(|h| (h.name.to_owned(), text(h.value))).collect(),
+    };
+    Ok(Some((response, len)))
+}
+
+/// The start of an error response's body: what came with the head, then up to
+/// `Content-Length` (at most [`MAX_BODY`] bytes) until `deadline`. Without a length, only
+/// what came with the head: the server may keep the connection open.
+fn read_body<S: Read>(stream: &mut S, mut body: Vec<u8>, length: Option<usize>, deadline: Instant) -> String {
+    let want = length.unwrap_or(0).min(MAX_BODY);
+    let mut chunk = [0u8; 1024];
+    while body.len() < want && Instant::now() < deadline {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    body.truncate(MAX_BODY);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// What a status other than 101 means, with the server's own explanation.
+fn status_failure(response: &Response, body: &str) -> String {
+    let hint = match response.status {
+        400 if body.contains("TLS") => "the server expects TLS: use wss://",
+        404 => "wrong path: check the URL's path",
+        401 | 403 => "the server (or a proxy) refused access",
+        426 => "the server wants a different WebSocket version",
+        300..=399 => "the server redirects (WebSocket clients do not follow redirects): use the URL it names",
+        502..=504 => "a reverse proxy could not reach the WebSocket server behind it",
+        _ => "the server did not switch to WebSocket",
+    };
+    let status = response.status.to_string();
+    let location = response.header("Location").map(|l| format!(" (Location: {l})")).unwrap_or_default();
+    // Servers (tinywss among them) often begin the body with the status again.
+    let body = body.trim();
+    let body = body.strip_prefix(status.as_str()).map_or(body, str::trim_start);
+    let body = if body.is_empty() { String::new() } else { format!(": {body}") };
+    format!("{hint}: HTTP {status} {}{location}{body}", response.reason)
+}
+
+/// The checks of RFC 6455 §4.1 on a 101 answer; returns its `Sec-WebSocket-Accept`.
+fn verify_switch<'a>(response: &'a Response, key: &str) -> Result<&'a str, String> {
+    // Reverse proxies drop these two hop-by-hop headers unless told to pass them on.
+    const PROXY: &str = "a reverse proxy in front must pass Upgrade and Connection on \
+                         (nginx: proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\")";
+    if !response.has_token("Upgrade", "websocket") {
+        let got = response.header("Upgrade").map_or("no Upgrade header".into(), |v| format!("Upgrade: {v}"));
+        return Err(format!("the server answered 101 with {got}, not \"Upgrade: websocket\"; {PROXY}"));
+    }
+    if !response.has_token("Connection", "upgrade") {
+        let got = response.header("Connection").map_or("no Connection header".into(), |v| format!("Connection: {v}"));
+        return Err(format!("the server answered 101 with {got}, not \"Connection: Upgrade\"; {PROXY}"));
+    }
+    let expected = accept_key(key);
+    let accept = match response.header("Sec-WebSocket-Accept").map(str::trim) {
+        None => return Err("the server answered 101 without Sec-WebSocket-Accept: not a WebSocket server".into()),
+        Some(accept) if accept != expected => {
+            return Err(format!(
+                "Sec-WebSocket-Accept is {accept:?}, not {expected:?} (base64 of the SHA-1 of the key sent and \
+                 the RFC 6455 GUID): the server computes it wrongly, or a cache answered with an old response"
+            ))
+        }
+        Some(accept) => accept,
+    };
+    // The checker offers no extension, so the server may turn none on (§4.1, step 5).
+    match response.header("Sec-WebSocket-Extensions").map(str::trim) {
+        Some(extensions) if !extensions.is_empty() => Err(format!(
+            "the server turned on extensions that were not offered (Sec-WebSocket-Extensions: {extensions})"
+        )),
+        _ => Ok(accept),
+    }
+}
+
+/// The subprotocol the server chose, which must be one of those offered, if any were.
+fn verify_subprotocol(response: &Response, options: &Options) -> Result<String, String> {
+    let offered = options.subprotocols.join(", ");
+    match response.header("Sec-WebSocket-Protocol").map(str::trim) {
+        None if options.subprotocols.is_empty() => Ok("none (none offered)".into()),
+        None => Err(format!("the server agreed to none of the subprotocols offered ({offered})")),
+        Some(chosen) if options.subprotocols.iter().any(|p| p == chosen) => Ok(chosen.to_owned()),
+        Some(chosen) if options.subprotocols.is_empty() => {
+            Err(format!("the server chose the subprotocol {chosen:?}, but none was offered"))
+        }
+        Some(chosen) => Err(format!("the server chose the subprotocol {chosen:?}, which was not offered ({offered})")),
+    }
+}
+
+/// Explains a failure to send the request or to read the answer's head.
+fn upgrade_io_failure(e: &std::io::Error, options: &Options, report: &mut Report) -> Failed {
+    use std::io::ErrorKind;
+    if e.to_string().contains("alert") {
+        let e = explain_tls_error(e);
+        return report.fail("TLS", format!("{e} (the server refused this client after the handshake)"));
+    }
+    let line = match e.kind() {
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset => {
+            "the server closed the connection without answering the Upgrade; is this a WebSocket endpoint?".into()
+        }
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => format!(
+            "no complete answer to the Upgrade within {} s; is this a WebSocket (HTTP) endpoint?",
+            options.timeout.as_secs()
+        ),
+        _ => format!("{e}; is this a WebSocket endpoint?"),
+    };
+    report.fail("HTTP Upgrade", line)
 }
 
 fn ping<S: Read + Write>(ws: &mut WebSocket<S>, report: &mut Report) -> Result<(), Failed> {
@@ -796,4 +1022,52 @@ fn utc(time: SystemTime) -> String {
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_date::civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest / 60 % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_key_matches_rfc_example() {
+        // RFC 6455 §1.3.
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn base64_pads() {
+        let encoded: Vec<_> = ["", "f", "fo", "foo", "foob"].iter().map(|s| base64(s.as_bytes())).collect();
+        assert_eq!(encoded, ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg=="]);
+    }
+
+    #[test]
+    fn client_keys_are_16_random_bytes() {
+        let (a, b) = (client_key().unwrap(), client_key().unwrap());
+        assert_eq!((a.len(), &a[22..]), (24, "=="), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_response_head_keeps_what_follows() {
+        let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+        assert!(parse_head(&head[..20]).unwrap().is_none());
+        let mut stream = std::io::Cursor::new([&head[..], b"\x81\x02hi"].concat());
+        let (response, rest) = read_head(&mut stream, Instant::now() + Duration::from_secs(1)).unwrap();
+        assert_eq!((response.version, response.status, response.reason.as_str()), (1, 101, "Switching Protocols"));
+        assert!(response.has_token("connection", "upgrade") && response.has_token("UPGRADE", "WebSocket"));
+        assert_eq!(rest, b"\x81\x02hi");
+        assert!(parse_head(b"\x16\x03\x01\x02\x00").is_err(), "TLS is not HTTP");
+    }
+
+    #[test]
+    fn only_visible_ascii_reaches_the_request() {
+        assert!(parse_url("ws://localhost/a b").is_err());
+        assert!(parse_url("ws://local\rhost/").is_err());
+        let target = parse_url("wss://[::1]:8443/chat?room=1").unwrap();
+        let options = Options { subprotocols: vec!["a".into(), "b".into()], ..Options::new("") };
+        let head = upgrade_request(&target, &options, "KEY");
+        assert!(head.starts_with("GET /chat?room=1 HTTP/1.1\r\nHost: [::1]:8443\r\n"), "{head}");
+        assert!(head.ends_with("Sec-WebSocket-Key: KEY\r\nSec-WebSocket-Protocol: a, b\r\n\r\n"), "{head}");
+        assert!(!is_token("a b") && !is_token("") && is_token("chat.v2"));
+    }
 }
