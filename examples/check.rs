@@ -17,6 +17,8 @@
 
 #[path = "../cli/src/check.rs"]
 mod check;
+#[path = "../cli/src/civil_date.rs"]
+mod civil_date;
 
 /// The checker is shared with the `tinywss check` command (cli/src/check.rs).
 fn main() {

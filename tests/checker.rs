@@ -3,6 +3,8 @@
 
 #[path = "../cli/src/check.rs"]
 mod check;
+#[path = "../cli/src/civil_date.rs"]
+mod civil_date;
 mod common;
 
 use std::io::{Read, Write};

@@ -12,9 +12,6 @@
 // The program, the example and the tests each use a different part of this module.
 #![allow(dead_code)]
 
-#[path = "civil_date.rs"]
-mod civil_date;
-
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -30,6 +27,9 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use tinywss::CertificateInfo;
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
+
+// The crate root declares it: the program's logger uses it too.
+use crate::civil_date;
 
 /// Where to find CA certificates when no `--ca` is given, most common first.
 const SYSTEM_CA_BUNDLES: &[&str] =

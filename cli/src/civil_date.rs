@@ -1,5 +1,5 @@
-//! Calendar dates from day counts, for the checker, which prints certificate dates
-//! without a date crate.
+//! Calendar dates from day counts, for the checker's certificate dates and the log's
+//! timestamps, without a date crate.
 
 /// The (year, month, day) of `days` since 1970-01-01, in the proleptic Gregorian
 /// calendar (H. Hinnant's `civil_from_days` algorithm).

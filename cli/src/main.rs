@@ -11,7 +11,9 @@ mod args;
 mod broadcast;
 #[cfg(feature = "check")]
 mod check;
+mod civil_date;
 mod exec;
+mod logger;
 mod process;
 mod serve;
 
@@ -101,5 +103,5 @@ fn usage_error(error: &str, usage: &str) -> i32 {
 fn init_logging() {
     let asked = std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or_else(|| "info".into());
     let filter = if asked.contains("tungstenite") { asked } else { format!("{asked},tungstenite=info") };
-    env_logger::Builder::new().parse_filters(&filter).init();
+    logger::init(&filter);
 }
