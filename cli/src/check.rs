@@ -683,7 +683,7 @@ const MAX_BODY: usize = 1024;
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The HTTP Upgrade, written by hand rather than with tungstenite's client handshake
-/// (which brings `http`, `rand`, `sha1` and `data-encoding`, 88 KB of the program): each
+/// (which brings `http`, `sha1` and `data-encoding`, 69,808 B of the program): each
 /// check below then fails with a message that says what the server got wrong.
 fn upgrade<S: Read + Write>(
     target: &Target,

@@ -2,7 +2,7 @@
 //! env_logger writes them (`[2026-11-29T21:15:44Z INFO  tinywss::server] message`).
 //!
 //! Written here rather than taken from env_logger because env_logger, its filter parser
-//! and jiff (its timestamps) are 67 KB of the program; this is a few KB.
+//! and jiff (its timestamps) made the program 20,456 B bigger than this does.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
