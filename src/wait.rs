@@ -48,7 +48,9 @@ impl Waker {
     /// its message is found by the look that follows) or rings the descriptor again.
     pub(crate) fn reset(&self) {
         let mut buf = [0u8; 64];
-        while matches!(rustix::io::read(&self.read, &mut buf), Ok(n) if n > 0) {}
+        // An eventfd's counter empties in one read; a pipe holds a byte per ring, and is
+        // empty once a read returns less than it was offered.
+        while matches!(rustix::io::read(&self.read, &mut buf), Ok(n) if self.write.is_some() && n == buf.len()) {}
         self.pending.store(false, Ordering::SeqCst);
     }
 
@@ -106,6 +108,26 @@ pub(crate) fn wait_for(
     waker: &Waker,
     deadline: Option<Instant>,
 ) -> io::Result<bool> {
+    wait_ready(socket, interest, waker, deadline).map(|woken| woken.waker)
+}
+
+/// What ended a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Woken {
+    /// The waker rang.
+    pub(crate) waker: bool,
+    /// The socket reported what was asked of it, an error or a hang-up. When `false`, it
+    /// had nothing to read at the time of the wait: a read would only say so again.
+    pub(crate) socket: bool,
+}
+
+/// [`wait_for`], telling also whether the socket was ready.
+pub(crate) fn wait_ready(
+    socket: &impl AsFd,
+    interest: Interest,
+    waker: &Waker,
+    deadline: Option<Instant>,
+) -> io::Result<Woken> {
     let mut flags = PollFlags::empty();
     if interest.read {
         flags |= PollFlags::IN;
@@ -114,7 +136,8 @@ pub(crate) fn wait_for(
         flags |= PollFlags::OUT;
     }
     let mut fds = [PollFd::new(socket, flags), PollFd::new(&waker.read, PollFlags::IN)];
-    poll(&mut fds, deadline)
+    let waker = poll(&mut fds, deadline)?;
+    Ok(Woken { waker, socket: !fds[0].revents().is_empty() })
 }
 
 /// Like [`wait`], for several sockets at once, each for reading: the acceptor's

@@ -28,7 +28,7 @@ use crate::config::Limits;
 use crate::http::DeflateParams;
 use crate::hub::Control;
 use crate::stats::{add, bump};
-use crate::wait::{wait_for, Interest};
+use crate::wait::{wait_for, wait_ready, Interest};
 use crate::{AppData, CloseReason, Error, Event, Message, Timeout};
 
 /// Most messages read per wake-up before queued output gets its turn.
@@ -144,6 +144,11 @@ pub(crate) struct Session<'a> {
     pub(crate) traffic: Traffic,
     /// Frames may be waiting in rustls or tungstenite after the read budget ran out.
     more_to_read: bool,
+    /// The last read found nothing, and no wait since has seen the socket readable: a
+    /// read now would only cost a system call to learn the same (a handler's next
+    /// `recv` comes straight after the read that ran dry; a connection woken for a
+    /// push in events mode has nothing new to read either).
+    input_dry: bool,
     /// Where the client's messages go.
     delivery: Delivery,
     /// Why the connection ended, once it has (handler mode: the handler may still be
@@ -192,6 +197,7 @@ impl<'a> Session<'a> {
             data,
             traffic: Traffic::default(),
             more_to_read: false,
+            input_dry: false,
             delivery: Delivery::Events,
             ended: None,
         }
@@ -241,9 +247,17 @@ impl<'a> Session<'a> {
         // waiting for it would return at once while the client keeps sending.
         let interest = Interest { read: !full && !self.inbox_full(), write: full };
         let waker = &self.control().waker;
-        match wait_for(&self.ws.get_ref().sock(), interest, waker, deadline) {
-            Ok(true) => waker.reset(),
-            Ok(false) => {}
+        match wait_ready(&self.ws.get_ref().sock(), interest, waker, deadline) {
+            Ok(woken) => {
+                if woken.waker {
+                    waker.reset();
+                }
+                // Poll looks at the socket on entry: input that came after it ran dry
+                // shows here, so none is ever left unread behind a sleep.
+                if woken.socket {
+                    self.input_dry = false;
+                }
+            }
             Err(e) => return Err(CloseReason::Error(Error::Io(e))),
         }
         Ok(())
@@ -424,6 +438,10 @@ impl<'a> Session<'a> {
     /// Reads every frame that is ready (up to the budget, and while the client's socket
     /// takes bytes); `Some` when the connection ended.
     fn read_frames(&mut self) -> Option<CloseReason> {
+        if self.input_dry {
+            self.more_to_read = false;
+            return None;
+        }
         // Until the input runs dry, frames may be waiting where poll cannot see them.
         self.more_to_read = true;
         for _ in 0..READ_BUDGET {
@@ -443,6 +461,7 @@ impl<'a> Session<'a> {
                 }
                 Err(WsError::Io(e)) if would_block(&e) => {
                     self.more_to_read = false;
+                    self.input_dry = true;
                     return None;
                 }
                 Err(e) => return Some(self.on_read_error(e)),

@@ -32,11 +32,16 @@ pub(crate) struct TlsStream {
     pub(crate) bytes_sent: u64,
     /// Whether the socket refused ciphertext at the last attempt to write it.
     socket_full: bool,
+    /// The last read from the socket returned less than it was offered, so the socket
+    /// had nothing more then: the next read that finds no plaintext reports
+    /// `WouldBlock` without asking the socket again (a system call per batch of
+    /// messages). Every caller waits in `poll` before sleeping, which sees newer input.
+    drained: bool,
 }
 
 impl TlsStream {
     pub(crate) fn new(tls: ServerConnection, sock: TcpStream) -> Box<TlsStream> {
-        Box::new(TlsStream { tls, sock, bytes_sent: 0, socket_full: false })
+        Box::new(TlsStream { tls, sock, bytes_sent: 0, socket_full: false, drained: false })
     }
 
     /// Moves the TLS handshake forward as far as the socket allows without blocking.
@@ -108,13 +113,34 @@ impl Read for TlsStream {
                 Err(e) if would_block(&e) => {}
                 other => return other,
             }
-            match self.tls.read_tls(&mut self.sock) {
+            if std::mem::take(&mut self.drained) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut sock = Noting { sock: &mut self.sock, short: false };
+            match self.tls.read_tls(&mut sock) {
                 // rustls noted the EOF: the next reader() call reports it.
                 Ok(0) => continue,
-                Ok(_) => self.process_records()?,
+                Ok(_) => {
+                    self.drained = sock.short;
+                    self.process_records()?;
+                }
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// The socket, noting whether a read returned less than it was offered.
+struct Noting<'a> {
+    sock: &'a mut TcpStream,
+    short: bool,
+}
+
+impl Read for Noting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
     }
 }
 
