@@ -278,7 +278,7 @@ pub use connection::{Connection, HandlerError, Wakeup};
 pub use error::{CertProblem, Error, Timeout, TlsFailure};
 pub use event::{CloseReason, ConnectionId, ConnectionInfo, Event, Message};
 pub use handle::Handle;
-pub use http::{AppData, Rejection, Request};
+pub use http::{accept_key, websocket_key, AppData, Rejection, Request};
 pub use server::Server;
 pub use stats::Stats;
 pub use tls::{CertificateInfo, ClientAuth, DevelopmentCertificate};

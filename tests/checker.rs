@@ -105,7 +105,7 @@ fn fake_ws_server(answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static) -> Sock
 
 /// A 101 head with the right accept key and `extra` header lines.
 fn switching(key: &str, extra: &str) -> Vec<u8> {
-    let accept = check::accept_key(key);
+    let accept = tinywss::accept_key(key);
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"

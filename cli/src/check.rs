@@ -679,9 +679,6 @@ fn websocket<S: Read + Write>(
 const MAX_HEAD: usize = 16 * 1024;
 /// How much of an error response's body is read and shown.
 const MAX_BODY: usize = 1024;
-/// RFC 6455 §1.3: appended to the key before hashing it into `Sec-WebSocket-Accept`.
-const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
 /// The HTTP Upgrade, written by hand rather than with tungstenite's client handshake
 /// (which brings `http`, `sha1` and `data-encoding`, 69,808 B of the program): each
 /// check below then fails with a message that says what the server got wrong.
@@ -740,32 +737,7 @@ fn client_key() -> Result<String, String> {
         .secure_random
         .fill(&mut nonce)
         .map_err(|_| "the system gave no random bytes for Sec-WebSocket-Key".to_string())?;
-    Ok(base64(&nonce))
-}
-
-/// The `Sec-WebSocket-Accept` a server must answer `key` with: base64(SHA-1(key + GUID)).
-/// The tests' fake servers answer with it too.
-pub(crate) fn accept_key(key: &str) -> String {
-    let mut sha1 = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
-    sha1.update(key.as_bytes());
-    sha1.update(WEBSOCKET_GUID.as_bytes());
-    base64(sha1.finish().as_ref())
-}
-
-/// Standard base64 with padding (RFC 4648 §4).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            match i <= chunk.len() {
-                true => out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize])),
-                false => out.push('='),
-            }
-        }
-    }
-    out
+    Ok(tinywss::websocket_key(&nonce))
 }
 
 /// The GET request that asks for the switch (RFC 6455 §4.1). The URL step let through
@@ -912,7 +884,7 @@ fn verify_switch<'a>(response: &'a Response, key: &str) -> Result<&'a str, Strin
         let got = response.header("Connection").map_or("no Connection header".into(), |v| format!("Connection: {v}"));
         return Err(format!("the server answered 101 with {got}, not \"Connection: Upgrade\"; {PROXY}"));
     }
-    let expected = accept_key(key);
+    let expected = tinywss::accept_key(key);
     let accept = match response.header("Sec-WebSocket-Accept").map(str::trim) {
         None => return Err("the server answered 101 without Sec-WebSocket-Accept: not a WebSocket server".into()),
         Some(accept) if accept != expected => {
@@ -1030,18 +1002,6 @@ fn utc(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accept_key_matches_rfc_example() {
-        // RFC 6455 §1.3.
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    }
-
-    #[test]
-    fn base64_pads() {
-        let encoded: Vec<_> = ["", "f", "fo", "foo", "foob"].iter().map(|s| base64(s.as_bytes())).collect();
-        assert_eq!(encoded, ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg=="]);
-    }
 
     #[test]
     fn client_keys_are_16_random_bytes() {

@@ -26,4 +26,5 @@ pub use request::Request;
 pub(crate) use request::{head_len, log_safe};
 pub use response::Rejection;
 pub(crate) use response::{error_response, response_head};
+pub use upgrade_check::{accept_key, websocket_key};
 pub(crate) use upgrade_check::{check_upgrade, switching_protocols};

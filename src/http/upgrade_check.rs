@@ -66,8 +66,15 @@ pub(crate) fn check_upgrade(
     Ok(Upgrade { path, accept: accept_key(key), subprotocol, deflate })
 }
 
-/// `Sec-WebSocket-Accept` = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2, step 5.4).
-pub(crate) fn accept_key(key: &str) -> String {
+/// The `Sec-WebSocket-Accept` value that answers the client's `Sec-WebSocket-Key`:
+/// base64(SHA-1(key + the RFC's GUID)) (RFC 6455 §4.2.2, step 5.4). The server sends it
+/// in its 101; a client checks it, to know that a WebSocket server answered.
+///
+/// ```
+/// // The example of RFC 6455 §1.3.
+/// assert_eq!(tinywss::accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// ```
+pub fn accept_key(key: &str) -> String {
     let mut sha1 = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
     sha1.update(key.as_bytes());
     sha1.update(WEBSOCKET_GUID.as_bytes());
@@ -89,6 +96,13 @@ pub(crate) fn switching_protocols(upgrade: &Upgrade) -> String {
     }
     response.push_str("\r\n");
     response
+}
+
+/// The `Sec-WebSocket-Key` a client sends: `nonce` in base64 (RFC 6455 §4.1). The nonce
+/// must be 16 random bytes, new for each connection; [`accept_key`] gives the answer to
+/// expect.
+pub fn websocket_key(nonce: &[u8; 16]) -> String {
+    base64(nonce)
 }
 
 fn is_base64_of_16_bytes(key: &str) -> bool {
