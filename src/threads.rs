@@ -149,6 +149,31 @@ struct PoolState {
     next_number: u64,
 }
 
+/// What an idle worker does when its wait ends.
+#[derive(Debug, PartialEq)]
+enum Woken {
+    /// Look for a client again (it was rung for one, or is needed parked).
+    Stay,
+    /// End: it waited [`RETIRE_AFTER`] for nothing, and another worker stays.
+    Retire,
+}
+
+impl PoolState {
+    /// Takes an idle worker whose wait ended out of `idle`; a worker that is to retire
+    /// is counted out here, under the same lock that saw the others: two workers timing
+    /// out together must not both count on the other staying, which would leave none.
+    fn woken(&mut self, timed_out: bool) -> Woken {
+        self.idle -= 1;
+        if self.rung > 0 {
+            self.rung -= 1;
+        } else if timed_out && self.queue.is_empty() && self.workers > 1 {
+            self.workers -= 1;
+            return Woken::Retire;
+        }
+        Woken::Stay
+    }
+}
+
 impl Workers {
     pub(crate) fn new(limits: &Limits, started: Arc<Started>, alive: Sender<()>) -> Workers {
         let pool = Pool {
@@ -237,10 +262,8 @@ impl Pool {
                 state = guard;
                 timeout.timed_out()
             };
-            state.idle -= 1;
-            if state.rung > 0 {
-                state.rung -= 1;
-            } else if timed_out && state.queue.is_empty() && state.workers > 1 {
+            if state.woken(timed_out) == Woken::Retire {
+                leaving.counted = false;
                 return;
             }
         }
@@ -319,6 +342,23 @@ mod tests {
         }
         assert_eq!(reaped, 1, "the ended thread is joined");
         assert!(started.take_all().is_empty());
+    }
+
+    #[test]
+    fn workers_timing_out_together_leave_one() {
+        let mut state = PoolState { workers: 3, idle: 3, ..PoolState::default() };
+        // All three time out before any of them has ended.
+        let woken: Vec<_> = (0..3).map(|_| state.woken(true)).collect();
+        assert_eq!(woken, [Woken::Retire, Woken::Retire, Woken::Stay]);
+        assert_eq!((state.workers, state.idle), (1, 0));
+    }
+
+    #[test]
+    fn a_rung_worker_stays_even_when_its_wait_timed_out() {
+        let mut state = PoolState { workers: 2, idle: 2, rung: 1, ..PoolState::default() };
+        assert_eq!(state.woken(true), Woken::Stay, "it takes the ring (the client is for it)");
+        assert_eq!(state.woken(true), Woken::Retire);
+        assert_eq!((state.workers, state.rung), (1, 0));
     }
 
     #[test]
