@@ -155,3 +155,22 @@ fn certificate_larger_than_any_chain() {
     let problem = problem_with(with_files(&large, &certs.files.key), &large);
     assert!(problem.contains("2097152 bytes") && problem.contains("larger than"), "{problem}");
 }
+
+#[test]
+fn allowed_origin_that_no_browser_sends() {
+    let certs = TestCerts::new();
+    let with_origin = |origin: &str| {
+        Config::builder()
+            .bind("127.0.0.1:0")
+            .tls_pem_files(&certs.files.cert, &certs.files.key)
+            .allowed_origins([origin])
+            .build()
+    };
+    // A trailing slash would otherwise refuse every page with 403, silently.
+    let err = with_origin("https://example.com/").unwrap_err();
+    assert!(matches!(&err, Error::Config(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("\"https://example.com/\"") && text.contains("no path"), "{text}");
+    assert!(matches!(with_origin("example.com"), Err(Error::Config(_))));
+    assert!(with_origin("https://example.com:8443").is_ok());
+}

@@ -50,13 +50,15 @@ fn statuses_for_crafted_requests() {
 
 #[test]
 fn origin_allowlist() {
-    let server = start(|b| b.allowed_origins(["https://good.example"]));
+    // Written with its default port: the same origin as the browser's `https://good.example`.
+    let server = start(|b| b.allowed_origins(["https://good.example:443"]));
     let with_origin = |origin: &str| {
         upgrade_to("/").replace("Host: localhost\r\n", &format!("Host: localhost\r\nOrigin: {origin}\r\n"))
     };
     assert_eq!(exchange(&server, &with_origin("https://good.example")).0, 101);
     assert_eq!(exchange(&server, &with_origin("https://evil.example")).0, 403);
-    assert_eq!(server.handle().stats().origin_refused, 1);
+    assert_eq!(exchange(&server, &with_origin("http://good.example")).0, 403);
+    assert_eq!(server.handle().stats().origin_refused, 2);
     // Same-origin: the page was served by this very host and port.
     let same = start(|b| b.allow_same_origin(true));
     let host = format!("localhost:{}", same.addr.port());

@@ -33,10 +33,17 @@ impl ConfigBuilder {
         self
     }
 
-    /// Adds web pages allowed to open WebSockets here, by exact origin (e.g.
+    /// Adds web pages allowed to open WebSockets here, by origin (e.g.
     /// `"https://example.com"`); a later call adds more. Others get 403 and are counted in
     /// [`Stats::origin_refused`](crate::Stats). Requests without an `Origin` header
     /// (clients other than browsers) are not affected.
+    ///
+    /// `http` and `https` origins compare as browsers mean them: scheme and host without
+    /// regard to case, and a default port written or not (`https://example.com:443` is
+    /// `https://example.com`). Other entries (an extension's `chrome-extension://…`,
+    /// `null`) compare as text. An entry that no browser could send, such as
+    /// `"https://example.com/"` (a path) or `"example.com"` (no scheme), makes
+    /// [`build`](Self::build) fail rather than refuse every page.
     ///
     /// Why it matters: browsers send the user's cookies with a WebSocket handshake from
     /// any page, and the same-origin policy does not apply to WebSockets. Without an

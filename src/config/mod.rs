@@ -207,7 +207,8 @@ impl ConfigBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when no TLS identity was given; [`Error::TlsFile`] when a file
+    /// [`Error::Config`] when no TLS identity was given, or an allowed origin is not
+    /// one (a path, a missing scheme); [`Error::TlsFile`] when a file
     /// is missing, holds no usable certificate or key, or the certificate is expired or
     /// not valid yet; [`Error::KeyMismatch`] when the key does not belong to the certificate.
     pub fn build(self) -> Result<Config, Error> {
@@ -221,6 +222,9 @@ impl ConfigBuilder {
             if !dir.is_dir() {
                 return Err(Error::Config(format!("static_dir {} is not a directory", dir.display())));
             }
+        }
+        if let Some(why) = self.policy.allowed_origins.iter().find_map(|origin| crate::http::unusable_origin(origin)) {
+            return Err(Error::Config(why));
         }
         #[cfg(feature = "redis")]
         let redis = redis::checked(self.redis)?;

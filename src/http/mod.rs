@@ -21,7 +21,7 @@ mod upgrade_check;
 pub(crate) use extensions::{DeflateParams, DeflateSettings};
 pub(crate) use files::content_type;
 pub use policy::AppData;
-pub(crate) use policy::{Policy, Route};
+pub(crate) use policy::{unusable_origin, Policy, Route};
 pub use request::Request;
 pub(crate) use request::{head_len, log_safe};
 pub use response::Rejection;

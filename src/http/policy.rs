@@ -122,7 +122,7 @@ impl Policy {
             return Ok(());
         }
         let Some(origin) = request.origin() else { return Ok(()) };
-        if self.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+        if self.allowed_origins.iter().any(|allowed| same_web_origin(allowed, origin)) {
             return Ok(());
         }
         if self.same_origin && same_origin(origin, request.header("host"), self.plain_ws) {
@@ -147,17 +147,75 @@ impl Policy {
 /// that is not a serialized origin (`null`, a bare host, a path, user info) is not.
 fn same_origin(origin: &str, host: Option<&str>, plain_ws: bool) -> bool {
     let Some(host) = host else { return false };
-    let Some((scheme, authority)) = origin.split_once("://") else { return false };
-    let default_port = if scheme.eq_ignore_ascii_case("https") {
-        443
-    } else if plain_ws && scheme.eq_ignore_ascii_case("http") {
-        80
-    } else {
+    let Some(origin) = WebOrigin::parse(origin) else { return false };
+    if !origin.https && !plain_ws {
         return false;
+    }
+    host_and_port(host, default_port(origin.https)).is_some_and(|(host, port)| origin.is(host, port))
+}
+
+/// Whether a configured allowed origin admits the browser's `origin`. Web origins
+/// compare as origins (scheme and host case-insensitively, a default port written or
+/// not: `https://example.com:443` is `https://example.com`); others, such as an
+/// extension's `chrome-extension://…`, as text without regard to case.
+fn same_web_origin(allowed: &str, origin: &str) -> bool {
+    match (WebOrigin::parse(allowed), WebOrigin::parse(origin)) {
+        (Some(allowed), Some(origin)) => allowed.https == origin.https && allowed.is(origin.host, origin.port),
+        _ => allowed.eq_ignore_ascii_case(origin),
+    }
+}
+
+/// Why a configured allowed origin can never match what a browser sends, if it cannot:
+/// checked when the configuration is built, so that the mistake is an error there
+/// rather than every page refused with 403.
+pub(crate) fn unusable_origin(allowed: &str) -> Option<String> {
+    let usable = match allowed.split_once("://") {
+        None => allowed == "null",
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") => {
+            WebOrigin::parse(allowed).is_some()
+        }
+        Some(_) => true,
     };
-    match (host_and_port(authority, default_port), host_and_port(host, default_port)) {
-        (Some((a, p)), Some((b, q))) => p == q && a.eq_ignore_ascii_case(b),
-        _ => false,
+    (!usable).then(|| {
+        format!(
+            "allowed origin {allowed:?} is not an origin: browsers send scheme://host[:port] with no path, \
+             not even a trailing \"/\" (e.g. \"https://example.com\")"
+        )
+    })
+}
+
+/// A serialized `http` or `https` origin (RFC 6454 §6.2): `scheme://host[:port]`.
+struct WebOrigin<'a> {
+    https: bool,
+    host: &'a str,
+    /// The scheme's default when the origin leaves it out.
+    port: u16,
+}
+
+impl<'a> WebOrigin<'a> {
+    fn parse(text: &'a str) -> Option<WebOrigin<'a>> {
+        let (scheme, authority) = text.split_once("://")?;
+        let https = if scheme.eq_ignore_ascii_case("https") {
+            true
+        } else if scheme.eq_ignore_ascii_case("http") {
+            false
+        } else {
+            return None;
+        };
+        let (host, port) = host_and_port(authority, default_port(https))?;
+        Some(WebOrigin { https, host, port })
+    }
+
+    fn is(&self, host: &str, port: u16) -> bool {
+        self.port == port && self.host.eq_ignore_ascii_case(host)
+    }
+}
+
+fn default_port(https: bool) -> u16 {
+    if https {
+        443
+    } else {
+        80
     }
 }
 
@@ -220,6 +278,46 @@ mod tests {
         assert!(strict.check_origin(&none).is_ok(), "non-browser clients send no Origin");
         assert!(same.check_origin(&own).is_ok());
         assert_eq!(same.check_origin(&evil).unwrap_err().status, 403);
+    }
+
+    #[test]
+    fn allowed_origins_compare_as_origins() {
+        let policy = |allowed: &str| Policy { allowed_origins: vec![allowed.into()], ..Policy::default() };
+        let cases = [
+            // (allowed, the browser's Origin, accepted)
+            ("https://example.com", "https://example.com", true),
+            ("https://example.com:443", "https://example.com", true),
+            ("https://example.com", "https://example.com:443", true),
+            ("HTTPS://Example.COM", "https://example.com", true),
+            ("http://example.com:80", "http://example.com", true),
+            ("https://[::1]:8443", "https://[::1]:8443", true),
+            ("chrome-extension://abcdef", "chrome-extension://ABCDEF", true),
+            ("null", "null", true),
+            ("https://example.com", "http://example.com", false),
+            ("http://example.com:443", "https://example.com", false),
+            ("https://example.com:8443", "https://example.com", false),
+            ("https://example.com", "https://example.com.evil", false),
+            ("https://example.com", "https://sub.example.com", false),
+            ("https://example.com", "null", false),
+            ("null", "https://example.com", false),
+        ];
+        for (allowed, origin, expected) in cases {
+            let head = format!("GET / HTTP/1.1\r\nHost: h\r\nOrigin: {origin}\r\n\r\n");
+            assert_eq!(policy(allowed).check_origin(&request(&head)).is_ok(), expected, "{allowed:?} / {origin:?}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_origin_no_browser_sends_is_named() {
+        for usable in ["https://example.com", "http://h:8080", "https://[::1]", "chrome-extension://abc", "null"] {
+            assert_eq!(unusable_origin(usable), None, "{usable}");
+        }
+        for unusable in
+            ["https://example.com/", "https://example.com/app", "example.com", "https://", "https://u@h", ""]
+        {
+            let why = unusable_origin(unusable).unwrap_or_else(|| panic!("{unusable:?} passed"));
+            assert!(why.contains("scheme://host[:port]"), "{why}");
+        }
     }
 
     #[test]
