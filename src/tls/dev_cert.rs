@@ -39,7 +39,9 @@ const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 ///
 /// [`ConfigBuilder::development_certificate`](crate::ConfigBuilder::development_certificate)
 /// makes these files on first use and reuses them afterwards; [`generate`](Self::generate)
-/// makes new ones.
+/// makes new ones. Either holds a lock on the folder (the empty file `.tinywss.lock`
+/// there) meanwhile, so that servers starting together on one folder share one
+/// certificate rather than write over each other's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DevelopmentCertificate {
@@ -66,6 +68,7 @@ impl DevelopmentCertificate {
     /// [`Error::TlsFile`] with [`CertProblem::CannotCreate`], naming the folder or file
     /// that cannot be written.
     pub fn generate(dir: impl AsRef<Path>) -> Result<DevelopmentCertificate, Error> {
+        let _lock = FolderLock::take(dir.as_ref())?;
         generate_at(dir.as_ref(), SystemTime::now())
     }
 
@@ -81,6 +84,7 @@ impl DevelopmentCertificate {
     /// IP address nor a host name (letters, digits, `-`, `.`, a leading `*.`).
     pub fn generate_for<S: AsRef<str>>(dir: impl AsRef<Path>, names: &[S]) -> Result<DevelopmentCertificate, Error> {
         let names = names.iter().map(|n| alt_name(n.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        let _lock = FolderLock::take(dir.as_ref())?;
         generate_with(dir.as_ref(), SystemTime::now(), &names)
     }
 
@@ -96,6 +100,8 @@ impl DevelopmentCertificate {
 /// A `server.pem` that is not a development certificate is never replaced: the folder
 /// may hold someone's real certificate.
 pub(crate) fn ensure(dir: &Path) -> Result<DevelopmentCertificate, Error> {
+    // Held from the look at the files to the last one written.
+    let _lock = FolderLock::take(dir)?;
     let files = DevelopmentCertificate::in_dir(dir);
     let now = SystemTime::now();
     let existing = if files.cert.exists() { Some(development_leaf(&files.cert)?) } else { None };
@@ -125,6 +131,40 @@ pub(crate) fn ensure(dir: &Path) -> Result<DevelopmentCertificate, Error> {
         }
     }
 }
+
+/// An exclusive lock on a folder of development certificates, held while its files are
+/// looked at and written. Without it, two servers (or test processes) starting at once
+/// on one folder would each make a key and certificates, and could write over each
+/// other's: one then finds the other's certificate beside its key (or a file renamed
+/// away under it). Released when dropped (the lock goes with the file descriptor).
+struct FolderLock {
+    _file: fs::File,
+}
+
+impl FolderLock {
+    /// Waits for the lock on `dir` (created if missing). Where the file system has no
+    /// locks, goes on without one: the race it guards against is rare, a refusal to
+    /// start on such a file system would not be.
+    fn take(dir: &Path) -> Result<FolderLock, Error> {
+        fs::create_dir_all(dir).map_err(|e| cannot_create(dir, "the folder", e))?;
+        let path = dir.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| cannot_create(&path, "its lock file", e))?;
+        if let Err(e) = file.lock() {
+            log::debug!("{}: no lock ({e}); going on without", path.display());
+        }
+        Ok(FolderLock { _file: file })
+    }
+}
+
+/// The lock file in a folder of development certificates (never removed: removing it
+/// would let a third process lock a new file while the second holds the old one).
+const LOCK_FILE: &str = ".tinywss.lock";
 
 /// The certificate in `path`, if it is a development certificate; an error otherwise.
 fn development_leaf(path: &Path) -> Result<CertificateInfo, Error> {
@@ -446,6 +486,27 @@ mod tests {
         let ca = CertificateInfo::from_der(&ca[0]).unwrap();
         assert_eq!(leaf.issuer, ca.subject);
         assert!(leaf.not_after > SystemTime::now() + VALIDITY - Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn servers_starting_together_share_one_certificate() {
+        let dir = dir("together");
+        let made: Vec<_> = (0..8)
+            .map(|_| {
+                let dir = dir.0.clone();
+                std::thread::spawn(move || ensure(&dir))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        assert!(made.iter().all(Result::is_ok), "{made:?}");
+        let files = DevelopmentCertificate::in_dir(&dir.0);
+        let leaf = development_leaf(&files.cert).unwrap();
+        let ca = load::load_certificates(&files.ca, "CA").unwrap();
+        assert_eq!(leaf.issuer, CertificateInfo::from_der(&ca[0]).unwrap().subject);
+        // Loads as a server's identity: the key is the certificate's.
+        crate::Config::builder().tls_pem_files(&files.cert, &files.key).build().unwrap();
     }
 
     #[test]
