@@ -19,6 +19,36 @@ impl ConnectionId {
     }
 }
 
+/// A map keyed by connection id, for the maps every message passes through (the
+/// registry's connections, the events channel's shares). Ids are handed out by the
+/// server in sequence, never chosen by a client, so they need no protection against
+/// chosen collisions: a multiply spreads them in place of SipHash, which was 1.4% of
+/// the server's CPU in events mode at 50 connections x 32 messages in flight.
+pub(crate) type IdMap<V> = std::collections::HashMap<ConnectionId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`]: Fibonacci hashing of the id's `u64`.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for a `ConnectionId`; anything else still hashes.
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // The multiply mixes the id into the high bits, where the table takes its tag;
+        // the low bits, its bucket, stay distinct for ids in sequence.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "conn#{}", self.0)

@@ -17,7 +17,7 @@
 //! event per wake-up); when every sender is waiting, one of them (the watcher) looks on a
 //! timer, because nobody else would notice.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{after, bounded, never, select, Receiver, Sender, TrySendError};
 
 use crate::config::Limits;
+use crate::event::IdMap;
 use crate::stats::{bump, Counters};
 use crate::{ConnectionId, Event};
 
@@ -171,7 +172,7 @@ struct Ledger {
     /// The payload bytes of `queued`.
     bytes: usize,
     /// The connections with events in `queued` or waiting to send one.
-    shares: HashMap<ConnectionId, Share>,
+    shares: IdMap<Share>,
     /// How many events the application has taken, all told (its pace, for the watcher).
     taken: u64,
     /// The waiting connection that looks at the channel on a timer.
@@ -200,7 +201,7 @@ impl Ledger {
             share,
             queued: VecDeque::new(),
             bytes: 0,
-            shares: HashMap::new(),
+            shares: IdMap::default(),
             taken: 0,
             watcher: None,
             last_look: None,

@@ -29,6 +29,7 @@ use super::outbox::{Bounds, Control, OutboxSender, Pushed};
 use super::relay::Relay;
 use super::rooms::Rooms;
 use crate::config::{Limits, SlowConsumerPolicy};
+use crate::event::IdMap;
 use crate::log_limit::{more, Throttle};
 use crate::stats::{bump, Counters};
 use crate::{ConnectionId, Error};
@@ -47,7 +48,7 @@ pub(crate) struct Registry {
 
 #[derive(Default)]
 struct State {
-    conns: HashMap<ConnectionId, Entry>,
+    conns: IdMap<Entry>,
     rooms: Rooms,
     /// Set by shutdown: from then on the handles get [`Error::Closed`].
     shut_down: bool,
