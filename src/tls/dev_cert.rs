@@ -68,7 +68,7 @@ impl DevelopmentCertificate {
     /// [`Error::TlsFile`] with [`CertProblem::CannotCreate`], naming the folder or file
     /// that cannot be written.
     pub fn generate(dir: impl AsRef<Path>) -> Result<DevelopmentCertificate, Error> {
-        let _lock = FolderLock::take(dir.as_ref())?;
+        let _lock = FolderLock::take(dir.as_ref());
         generate_at(dir.as_ref(), SystemTime::now())
     }
 
@@ -84,7 +84,7 @@ impl DevelopmentCertificate {
     /// IP address nor a host name (letters, digits, `-`, `.`, a leading `*.`).
     pub fn generate_for<S: AsRef<str>>(dir: impl AsRef<Path>, names: &[S]) -> Result<DevelopmentCertificate, Error> {
         let names = names.iter().map(|n| alt_name(n.as_ref())).collect::<Result<Vec<_>, _>>()?;
-        let _lock = FolderLock::take(dir.as_ref())?;
+        let _lock = FolderLock::take(dir.as_ref());
         generate_with(dir.as_ref(), SystemTime::now(), &names)
     }
 
@@ -101,7 +101,7 @@ impl DevelopmentCertificate {
 /// may hold someone's real certificate.
 pub(crate) fn ensure(dir: &Path) -> Result<DevelopmentCertificate, Error> {
     // Held from the look at the files to the last one written.
-    let _lock = FolderLock::take(dir)?;
+    let _lock = FolderLock::take(dir);
     let files = DevelopmentCertificate::in_dir(dir);
     let now = SystemTime::now();
     let existing = if files.cert.exists() { Some(development_leaf(&files.cert)?) } else { None };
@@ -138,27 +138,26 @@ pub(crate) fn ensure(dir: &Path) -> Result<DevelopmentCertificate, Error> {
 /// other's: one then finds the other's certificate beside its key (or a file renamed
 /// away under it). Released when dropped (the lock goes with the file descriptor).
 struct FolderLock {
-    _file: fs::File,
+    _file: Option<fs::File>,
 }
 
 impl FolderLock {
-    /// Waits for the lock on `dir` (created if missing). Where the file system has no
-    /// locks, goes on without one: the race it guards against is rare, a refusal to
-    /// start on such a file system would not be.
-    fn take(dir: &Path) -> Result<FolderLock, Error> {
-        fs::create_dir_all(dir).map_err(|e| cannot_create(dir, "the folder", e))?;
+    /// Waits for the lock on `dir`. Goes on without one where there can be none: a
+    /// folder that cannot be written (certificates made once and mounted read-only, or
+    /// not there at all: making them then fails with its own message) or a file system
+    /// without locks. The race it guards against is rare; refusing to start there would
+    /// not be.
+    fn take(dir: &Path) -> FolderLock {
+        // First use: the lock must exist before the files do. A folder that cannot be
+        // made is reported by the writing that follows.
+        let _ = fs::create_dir_all(dir);
         let path = dir.join(LOCK_FILE);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| cannot_create(&path, "its lock file", e))?;
-        if let Err(e) = file.lock() {
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path);
+        let locked = file.and_then(|file| file.lock().map(|()| file));
+        if let Err(e) = &locked {
             log::debug!("{}: no lock ({e}); going on without", path.display());
         }
-        Ok(FolderLock { _file: file })
+        FolderLock { _file: locked.ok() }
     }
 }
 
@@ -507,6 +506,19 @@ mod tests {
         assert_eq!(leaf.issuer, CertificateInfo::from_der(&ca[0]).unwrap().subject);
         // Loads as a server's identity: the key is the certificate's.
         crate::Config::builder().tls_pem_files(&files.cert, &files.key).build().unwrap();
+    }
+
+    #[test]
+    fn certificates_in_a_folder_that_cannot_take_a_lock_are_still_used() {
+        let dir = dir("nolock");
+        let files = generate_at(&dir.0, SystemTime::now()).unwrap();
+        let cert = fs::read(&files.cert).unwrap();
+        // What a read-only folder does to the lock file, even for root: it cannot be opened.
+        let lock = dir.0.join(LOCK_FILE);
+        let _ = fs::remove_file(&lock);
+        fs::create_dir(&lock).unwrap();
+        assert_eq!(ensure(&dir.0).unwrap(), files);
+        assert_eq!(fs::read(&files.cert).unwrap(), cert, "the certificate there is kept");
     }
 
     #[test]
