@@ -174,14 +174,20 @@ pub(crate) fn unusable_origin(allowed: &str) -> Option<String> {
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") => {
             WebOrigin::parse(allowed).is_some()
         }
-        Some(_) => true,
+        // Pages are never served over ws:// or wss://: such an Origin does not occur.
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("ws") || scheme.eq_ignore_ascii_case("wss") => false,
+        // Another scheme (an extension's page): anything but a path after it.
+        Some((scheme, rest)) => !scheme.is_empty() && !rest.is_empty() && !rest.contains('/'),
     };
-    (!usable).then(|| {
-        format!(
-            "allowed origin {allowed:?} is not an origin: browsers send scheme://host[:port] with no path, \
-             not even a trailing \"/\" (e.g. \"https://example.com\")"
-        )
-    })
+    if usable {
+        return None;
+    }
+    let hint = if allowed.is_ascii() {
+        "browsers send scheme://host[:port] with no path, not even a trailing \"/\" (e.g. \"https://example.com\")"
+    } else {
+        "browsers send a host name in its ASCII form (\"https://xn--bcher-kva.example\" for bücher.example)"
+    };
+    Some(format!("allowed origin {allowed:?} is not an origin: {hint}"))
 }
 
 /// A serialized `http` or `https` origin (RFC 6454 §6.2): `scheme://host[:port]`.
@@ -206,9 +212,16 @@ impl<'a> WebOrigin<'a> {
         Some(WebOrigin { https, host, port })
     }
 
+    /// The same host (IPv6 addresses as addresses: `[::1]` is `[0:0::1]`) and port.
     fn is(&self, host: &str, port: u16) -> bool {
-        self.port == port && self.host.eq_ignore_ascii_case(host)
+        self.port == port && (self.host.eq_ignore_ascii_case(host) || same_ipv6(self.host, host))
     }
+}
+
+/// Whether two bracketed hosts are one IPv6 address, however each is written.
+fn same_ipv6(a: &str, b: &str) -> bool {
+    let address = |host: &str| host.strip_prefix('[')?.strip_suffix(']')?.parse::<std::net::Ipv6Addr>().ok();
+    address(a).is_some_and(|a| address(b) == Some(a))
 }
 
 fn default_port(https: bool) -> u16 {
@@ -300,6 +313,8 @@ mod tests {
             ("https://example.com", "https://sub.example.com", false),
             ("https://example.com", "null", false),
             ("null", "https://example.com", false),
+            ("https://[0:0::1]", "https://[::1]", true),
+            ("https://[::1]", "https://[::2]", false),
         ];
         for (allowed, origin, expected) in cases {
             let head = format!("GET / HTTP/1.1\r\nHost: h\r\nOrigin: {origin}\r\n\r\n");
@@ -312,12 +327,23 @@ mod tests {
         for usable in ["https://example.com", "http://h:8080", "https://[::1]", "chrome-extension://abc", "null"] {
             assert_eq!(unusable_origin(usable), None, "{usable}");
         }
-        for unusable in
-            ["https://example.com/", "https://example.com/app", "example.com", "https://", "https://u@h", ""]
-        {
+        for unusable in [
+            "https://example.com/",
+            "https://example.com/app",
+            "example.com",
+            "https://",
+            "https://u@h",
+            "",
+            "wss://example.com",
+            "://x",
+            "chrome-extension://abc/",
+            "chrome-extension://",
+        ] {
             let why = unusable_origin(unusable).unwrap_or_else(|| panic!("{unusable:?} passed"));
             assert!(why.contains("scheme://host[:port]"), "{why}");
         }
+        let why = unusable_origin("https://bücher.example").unwrap();
+        assert!(why.contains("ASCII form"), "{why}");
     }
 
     #[test]
