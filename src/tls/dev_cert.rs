@@ -143,21 +143,42 @@ struct FolderLock {
 
 impl FolderLock {
     /// Waits for the lock on `dir`. Goes on without one where there can be none: a
-    /// folder that cannot be written (certificates made once and mounted read-only, or
-    /// not there at all: making them then fails with its own message) or a file system
-    /// without locks. The race it guards against is rare; refusing to start there would
-    /// not be.
+    /// read-only folder that has no lock file yet (certificates made elsewhere and
+    /// mounted), a folder that cannot be made (writing the files then fails with its own
+    /// message), a file system without locks. The race it guards against is rare;
+    /// refusing to start there would not be.
     fn take(dir: &Path) -> FolderLock {
         // First use: the lock must exist before the files do. A folder that cannot be
         // made is reported by the writing that follows.
         let _ = fs::create_dir_all(dir);
         let path = dir.join(LOCK_FILE);
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path);
-        let locked = file.and_then(|file| file.lock().map(|()| file));
+        // Readable by all, and opened read-only where it cannot be written (a lock needs
+        // no write access): another user's server, or a read-only folder, still locks.
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o644)
+            .open(&path)
+            .or_else(|_| fs::File::open(&path));
+        let locked = file.and_then(|file| wait_for_lock(&file, &path).map(|()| file));
         if let Err(e) = &locked {
             log::debug!("{}: no lock ({e}); going on without", path.display());
         }
         FolderLock { _file: locked.ok() }
+    }
+}
+
+/// Locks `file`, saying so when another process holds it: a server that seems to hang
+/// at start is waiting for the one making certificates in the same folder.
+fn wait_for_lock(file: &fs::File, path: &Path) -> io::Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => {
+            log::info!("{}: another server is making development certificates here; waiting for it", path.display());
+            file.lock()
+        }
+        Err(fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
@@ -513,7 +534,8 @@ mod tests {
         let dir = dir("nolock");
         let files = generate_at(&dir.0, SystemTime::now()).unwrap();
         let cert = fs::read(&files.cert).unwrap();
-        // What a read-only folder does to the lock file, even for root: it cannot be opened.
+        // A lock file that cannot be opened for writing, as in a read-only folder (a
+        // directory in its place does that even for root).
         let lock = dir.0.join(LOCK_FILE);
         let _ = fs::remove_file(&lock);
         fs::create_dir(&lock).unwrap();
