@@ -743,8 +743,9 @@ fn client_key() -> Result<String, String> {
 /// The GET request that asks for the switch (RFC 6455 §4.1). The URL step let through
 /// only visible ASCII in the host and path, so nothing here can break the head.
 fn upgrade_request(target: &Target, options: &Options, key: &str) -> String {
-    let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host.clone() }; // IPv6
-                                                                                                           // As browsers do: the port only when it is not the scheme's own.
+    // An IPv6 address goes in brackets.
+    let host = if target.host.contains(':') { format!("[{}]", target.host) } else { target.host.clone() };
+    // As browsers do: the port only when it is not the scheme's own.
     let port = match (target.tls, target.port) {
         (true, 443) | (false, 80) => String::new(),
         (_, port) => format!(":{port}"),
