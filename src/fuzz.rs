@@ -70,16 +70,16 @@ pub fn frame_loop(data: &[u8]) {
     for text in ["one", "two"] {
         let _ = registry.send(id, WsMessage::text(text));
     }
-    let client = Client {
+    let client = Arc::new(Client {
         id,
         peer: "127.0.0.1:1".parse().expect("a valid address"),
         outbox,
-        context: &context,
+        context: Arc::new(context),
         deadline: Instant::now() + Duration::from_secs(10),
-    };
-    let memory = MemoryStream { input: std::io::Cursor::new(data.to_vec()), output: Vec::new(), idle };
+    });
+    let memory = MemoryStream { input: std::io::Cursor::new(data.to_vec()), output: Vec::new(), idle: Arc::new(idle) };
     // No compression: the frame loop as most connections run it.
-    let mut session = Session::new(&client, Transport::Memory(memory), None, Vec::new(), None);
+    let mut session = Session::new(Arc::clone(&client), Transport::Memory(memory), None, Vec::new(), None);
     // Each step reads up to 256 messages (at least 2 bytes each) or ends the connection.
     for _ in 0..data.len() / 512 + 8 {
         if session.step().is_some() {

@@ -63,3 +63,59 @@ fn burst_larger_than_socket_buffers_arrives_without_further_traffic() {
     }
     assert_eq!(handle.stats().dropped, 0);
 }
+
+#[test]
+fn sends_from_many_threads_keep_each_threads_order_while_the_client_talks() {
+    // Each send is written by the sending thread when the connection's thread sleeps,
+    // queued when it is busy (here with the client's own messages and their echoes):
+    // whichever way each one goes, every sender's messages arrive once and in order.
+    // (A queue deep enough for all of them: the client reads only after it has sent.)
+    let server = start(|b| b.outbound_queue(2000));
+    let events = server.echo();
+    let mut client = server.connect("/");
+    let conn = next_open(&events);
+    const SENDERS: usize = 4;
+    const EACH: usize = 300;
+    const ECHOED: usize = 100;
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let handle = server.handle();
+            thread::spawn(move || {
+                for i in 0..EACH {
+                    handle.send(conn, format!("{sender} {i}")).unwrap();
+                    if i % 50 == 0 {
+                        handle.broadcast(format!("{sender} b{i}")).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for i in 0..ECHOED {
+        client.send(WsMessage::text(format!("echo {i}"))).unwrap();
+    }
+    let (mut next, mut broadcasts, mut echoes) = ([0; SENDERS], [0; SENDERS], 0);
+    let expected = SENDERS * EACH + SENDERS * EACH.div_ceil(50) + ECHOED;
+    for _ in 0..expected {
+        let text = read_data(&mut client).into_text().unwrap().to_string();
+        let (who, what) = text.split_once(' ').unwrap();
+        if who == "echo" {
+            assert_eq!(what, echoes.to_string(), "echoes in order");
+            echoes += 1;
+        } else if let Some(i) = what.strip_prefix('b') {
+            let sender: usize = who.parse().unwrap();
+            assert_eq!(i, (broadcasts[sender] * 50).to_string(), "sender {sender}'s broadcasts in order");
+            assert!(next[sender] > broadcasts[sender] * 50, "a broadcast after the send before it");
+            broadcasts[sender] += 1;
+        } else {
+            let sender: usize = who.parse().unwrap_or_else(|_| panic!("{text:?}"));
+            assert_eq!(what, next[sender].to_string(), "sender {sender}'s messages in order");
+            next[sender] += 1;
+        }
+    }
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert_eq!((next, echoes), ([EACH; SENDERS], ECHOED));
+    let stats = server.handle().stats();
+    assert_eq!((stats.messages_out, stats.dropped), (expected as u64, 0));
+}

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::context::Context;
@@ -18,16 +19,16 @@ use crate::{ConnectionId, Error, Timeout};
 /// One client as every phase of its connection sees it: who it is, its outbound queue
 /// (and the signals that come with it), the server's shared state, and the deadline of
 /// its handshake.
-pub(crate) struct Client<'a> {
+pub(crate) struct Client {
     pub(crate) id: ConnectionId,
     pub(crate) peer: SocketAddr,
     pub(crate) outbox: Outbox,
-    pub(crate) context: &'a Context,
+    pub(crate) context: Arc<Context>,
     /// One deadline for the TLS handshake and the HTTP request together.
     pub(crate) deadline: Instant,
 }
 
-impl Client<'_> {
+impl Client {
     /// Writes all of `bytes` through TLS and flushes, waiting for the socket as needed;
     /// fails if the client takes nothing until `deadline`.
     pub(crate) fn send_all(&self, stream: &mut Transport, mut bytes: &[u8], deadline: Instant) -> Result<(), Error> {

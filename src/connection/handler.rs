@@ -54,7 +54,7 @@ impl std::fmt::Debug for Handler {
 /// # Ok::<(), tinywss::Error>(())
 /// ```
 pub struct Connection<'a> {
-    pub(crate) session: Session<'a>,
+    pub(crate) session: Session,
     pub(crate) info: &'a ConnectionInfo,
     pub(crate) request: &'a Request,
 }

@@ -28,7 +28,7 @@ pub(crate) struct Upgraded {
 /// How much of a file goes through TLS at a time.
 const FILE_CHUNK: usize = 16 << 10;
 
-impl Client<'_> {
+impl Client {
     /// Reads one request and answers it. `Some` for a WebSocket, `None` when a plain
     /// response was served; `Err` when the request was refused.
     pub(crate) fn serve_request(&self, stream: &mut Transport) -> Result<Option<Upgraded>, Error> {

@@ -26,6 +26,7 @@ mod deflate;
 mod handler;
 mod http_phase;
 mod session;
+mod shared;
 mod stream;
 mod tls_accept;
 mod trace;
@@ -43,6 +44,7 @@ pub use handler::{Connection, HandlerError, Wakeup};
 use client::Client;
 use http_phase::Upgraded;
 use session::{Delivery, Session, Traffic};
+use shared::Shared;
 use stream::Transport;
 
 use crate::http::log_safe;
@@ -126,7 +128,7 @@ pub(crate) fn stack_size(limits: &crate::config::Limits) -> usize {
 pub(crate) fn handshake(accepted: Accepted) -> Option<Established> {
     let Accepted { id, peer, socket, accepted_at, outbox, context, mut slot, handler, lifeline } = accepted;
     let deadline = accepted_at + context.limits.handshake_timeout;
-    let client = Client { id, peer, outbox, context: &context, deadline };
+    let client = Client { id, peer, outbox, context, deadline };
     let outcome = catch_unwind(AssertUnwindSafe(|| client.handshake(socket)));
     slot.handshake_over();
     let established = outcome.unwrap_or_else(|panic| {
@@ -137,7 +139,7 @@ pub(crate) fn handshake(accepted: Accepted) -> Option<Established> {
         client.forget();
         return None;
     };
-    let Client { outbox, .. } = client;
+    let Client { outbox, context, .. } = client;
     Some(Established { id, peer, outbox, context, slot, handler, lifeline, stream, upgraded })
 }
 
@@ -153,7 +155,7 @@ pub(crate) fn handshake(accepted: Accepted) -> Option<Established> {
 /// any other.
 pub(crate) fn serve(established: Established) {
     let Established { id, peer, outbox, context, slot, handler, lifeline, stream, upgraded } = established;
-    let client = Client { id, peer, outbox, context: &context, deadline: Instant::now() };
+    let client = Arc::new(Client { id, peer, outbox, context, deadline: Instant::now() });
     let mut opened = None;
     // Unwind-safe in effect: after a panic only the cleanup runs, and what it touches
     // (registry, counters, outbox) is consistent between any two steps of the phases.
@@ -178,37 +180,44 @@ struct Opened {
     ended: Option<(CloseReason, Traffic)>,
 }
 
-impl Client<'_> {
+impl Client {
     /// The WebSocket's phases in order. `opened` is set as soon as the connection is
     /// open, so that the Close event follows whatever happens next.
-    fn websocket(&self, stream: Transport, upgraded: Upgraded, handler: Option<&Handler>, opened: &mut Option<Opened>) {
+    fn websocket(
+        self: &Arc<Self>,
+        stream: Transport,
+        upgraded: Upgraded,
+        handler: Option<&Handler>,
+        opened: &mut Option<Opened>,
+    ) {
         let Upgraded { info, leftover, request, deflate } = upgraded;
-        let session = Session::new(self, stream, deflate, leftover, info.data.clone());
+        let session = Session::new(Arc::clone(self), stream, deflate, leftover, info.data.clone());
         let handler = handler.zip(request);
         let opened = opened.insert(self.open(&info, handler.is_none()));
-        let (mut session, reason) = match &handler {
-            Some((handler, request)) => self.run_handler(handler, session, &info, request),
+        let ended = match &handler {
+            Some((handler, request)) => {
+                let (mut session, reason) = self.run_handler(handler, session, &info, request);
+                session.finish();
+                (reason, session.traffic)
+            }
             None => {
                 self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
-                let mut session = session;
-                let reason = session.run();
-                (session, reason)
+                Shared::run(session, self.outbox.control())
             }
         };
-        session.finish();
-        opened.ended = Some((reason, session.traffic));
+        opened.ended = Some(ended);
     }
 
     /// Handler mode: the application's handler runs the frame loop through a
     /// [`Connection`]. An error or a panic in it closes the connection with 1011; either
     /// way the close handshake then runs to its end here.
-    fn run_handler<'s>(
+    fn run_handler(
         &self,
         handler: &Handler,
-        mut session: Session<'s>,
-        info: &'s ConnectionInfo,
-        request: &'s Request,
-    ) -> (Session<'s>, CloseReason) {
+        mut session: Session,
+        info: &ConnectionInfo,
+        request: &Request,
+    ) -> (Session, CloseReason) {
         session.deliver_to(Delivery::Inbox(Default::default()));
         let mut conn = Connection { session, info, request };
         let outcome = catch_unwind(AssertUnwindSafe(|| (handler.0)(&mut conn)));
@@ -272,7 +281,7 @@ impl Client<'_> {
     /// in events mode). It logs first: after the first change nothing here can panic, so
     /// `close` always follows.
     fn open(&self, info: &ConnectionInfo, events: bool) -> Opened {
-        let (id, context) = (self.id, self.context);
+        let (id, context) = (self.id, &self.context);
         // The path only: the query may carry a token.
         let path = info.path.split('?').next().unwrap_or_default();
         log::debug!("{id}: open, path {path:?}, subprotocol {:?}", info.subprotocol);
@@ -284,7 +293,7 @@ impl Client<'_> {
     /// Undoes `open` and sends the Close event: with the frame loop's reason, or
     /// [`Error::Panicked`] when it never returned.
     fn close(&self, opened: Opened, panic: Option<String>) {
-        let (id, context) = (self.id, self.context);
+        let (id, context) = (self.id, &self.context);
         context.stats.websockets.fetch_sub(1, Ordering::SeqCst);
         // Unregister before the Close event: a send made after seeing it is counted as dropped.
         context.registry.unregister(id);

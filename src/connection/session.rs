@@ -15,12 +15,15 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message as WsMessage, WebSocket};
 
 use super::client::Client;
+use super::context::Context;
 use super::deflate::{Bounds, Deflate};
 use super::stream::{tls_error, would_block, Transport};
 use super::trace::Logged;
@@ -28,7 +31,7 @@ use crate::config::Limits;
 use crate::http::DeflateParams;
 use crate::hub::Control;
 use crate::stats::{add, bump};
-use crate::wait::{wait_for, wait_ready, Interest};
+use crate::wait::{wait_for, wait_ready, Interest, Woken};
 use crate::{AppData, CloseReason, Error, Event, Message, Timeout};
 
 /// Most messages read per wake-up before queued output gets its turn.
@@ -85,6 +88,11 @@ pub(crate) enum Next {
     Ended,
 }
 
+/// The largest message another thread writes to the client itself (`write_through`):
+/// one TLS record. A larger one goes through the queue, so that a sender never spends
+/// long encrypting for a client.
+pub(crate) const WRITE_THROUGH_MAX: usize = 16 << 10;
+
 /// The reason tungstenite puts in its Close reply when the client's close code may not be sent.
 const TUNGSTENITE_BAD_CODE_REASON: &str = "Protocol violation";
 
@@ -114,6 +122,14 @@ impl std::fmt::Display for Traffic {
     }
 }
 
+/// What the frame loop sleeps on: the socket's readiness (the waker always counts),
+/// until the deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sleep {
+    pub(crate) interest: Interest,
+    pub(crate) deadline: Option<Instant>,
+}
+
 /// A close the server started, and when to stop waiting for the client's reply.
 struct Closing {
     code: u16,
@@ -122,8 +138,8 @@ struct Closing {
 }
 
 /// The frame loop of an open connection.
-pub(crate) struct Session<'a> {
-    client: &'a Client<'a>,
+pub(crate) struct Session {
+    client: Arc<Client>,
     ws: WebSocket<Deflate>,
     /// When any frame last arrived (keepalive).
     last_frame: Instant,
@@ -154,13 +170,16 @@ pub(crate) struct Session<'a> {
     /// Why the connection ended, once it has (handler mode: the handler may still be
     /// running and asking).
     ended: Option<CloseReason>,
+    /// A write made by another thread (`write_through`) found the connection broken:
+    /// the connection thread ends it at its next step.
+    broken: Option<CloseReason>,
 }
 
-impl<'a> Session<'a> {
+impl Session {
     /// Serves the WebSocket on `stream`, with permessage-deflate if it was agreed.
     /// `leftover`: what the client sent behind its request.
     pub(crate) fn new(
-        client: &'a Client<'a>,
+        client: Arc<Client>,
         stream: Transport,
         deflate: Option<DeflateParams>,
         leftover: Vec<u8>,
@@ -200,6 +219,7 @@ impl<'a> Session<'a> {
             input_dry: false,
             delivery: Delivery::Events,
             ended: None,
+            broken: None,
         }
     }
 
@@ -236,6 +256,13 @@ impl<'a> Session<'a> {
     /// Sleeps until there is work: the socket is ready, the waker rang, or a timer (or
     /// `until`) is due.
     fn wait(&mut self, until: Option<Instant>) -> Result<(), CloseReason> {
+        let sleep = self.sleep(until);
+        let woken = wait_ready(&self.ws.get_ref().sock(), sleep.interest, &self.control().waker, sleep.deadline);
+        self.woke(woken)
+    }
+
+    /// What the next sleep waits for, and until when.
+    pub(crate) fn sleep(&self, until: Option<Instant>) -> Sleep {
         let full = self.socket_full();
         // Do not sleep on work already in hand: frames left by the read budget or by a
         // pause, or messages still queued, as long as the socket takes bytes.
@@ -246,21 +273,25 @@ impl<'a> Session<'a> {
         // While the socket is full only writability matters: input stays unread, and
         // waiting for it would return at once while the client keeps sending.
         let interest = Interest { read: !full && !self.inbox_full(), write: full };
-        let waker = &self.control().waker;
-        match wait_ready(&self.ws.get_ref().sock(), interest, waker, deadline) {
+        Sleep { interest, deadline }
+    }
+
+    /// Takes in what the sleep ended with.
+    pub(crate) fn woke(&mut self, woken: io::Result<Woken>) -> Result<(), CloseReason> {
+        match woken {
             Ok(woken) => {
                 if woken.waker {
-                    waker.reset();
+                    self.control().waker.reset();
                 }
                 // Poll looks at the socket on entry: input that came after it ran dry
                 // shows here, so none is ever left unread behind a sleep.
                 if woken.socket {
                     self.input_dry = false;
                 }
+                Ok(())
             }
-            Err(e) => return Err(CloseReason::Error(Error::Io(e))),
+            Err(e) => Err(CloseReason::Error(Error::Io(e))),
         }
-        Ok(())
     }
 
     /// The handler's next message: read in a batch, with the other work of the loop
@@ -316,6 +347,40 @@ impl<'a> Session<'a> {
             self.drain()?;
         }
         Ok(())
+    }
+
+    /// Writes one message for another thread, straight to the client, when that keeps
+    /// the order and needs no waiting: nothing queued before it, no output waiting for
+    /// the socket, not closing, and small enough to encrypt on the sender's time. Gives
+    /// the message back otherwise. Whatever the socket does not take (it filled up
+    /// meanwhile) or a failure is left for the connection thread, which is woken for it.
+    pub(crate) fn write_through(&mut self, message: WsMessage) -> Result<(), WsMessage> {
+        let writable = self.ws.can_write() && !self.socket_full() && self.broken.is_none();
+        let in_order = self.client.outbox.is_empty() && self.closing.is_none() && !self.control().is_closing();
+        if !(writable && in_order) || message.len() > WRITE_THROUGH_MAX {
+            return Err(message);
+        }
+        self.write(message);
+        self.broken = self.flush();
+        if self.broken.is_some() || self.socket_full() {
+            self.control().waker.wake();
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The server-wide state this connection works with.
+    pub(crate) fn context(&self) -> &Arc<Context> {
+        &self.client.context
+    }
+
+    /// The socket, to wait on while another thread may be writing to it.
+    pub(crate) fn waitable(&self) -> Arc<dyn AsFd + Send + Sync> {
+        self.ws.get_ref().waitable()
     }
 
     /// Does the loop's work without waiting for input (the client's frames into the
@@ -413,6 +478,9 @@ impl<'a> Session<'a> {
     /// One batch of work: read what has arrived, queue what waits, check the timers,
     /// flush once. `Some` when the connection is over.
     pub(crate) fn step(&mut self) -> Option<CloseReason> {
+        if let Some(end) = self.broken.take() {
+            return Some(end);
+        }
         // Look at the close request before the queue: a message queued before the
         // request must still go out before the Close frame.
         let close_request = self.control().take_close_request();
@@ -492,7 +560,7 @@ impl<'a> Session<'a> {
 
     fn on_message(&mut self, message: WsMessage) {
         let id = self.client.id;
-        let context = self.client.context;
+        let context = &self.client.context;
         let message = match message {
             WsMessage::Text(text) => Message::Text(text.as_str().to_owned()),
             WsMessage::Binary(data) => Message::Binary(data.into()),

@@ -7,6 +7,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 
 use rustls::ServerConnection;
 
@@ -27,7 +28,9 @@ pub(crate) enum Progress {
 #[derive(Debug)]
 pub(crate) struct TlsStream {
     pub(crate) tls: ServerConnection,
-    pub(crate) sock: TcpStream,
+    /// Shared with whoever waits for it outside the session (see [`Transport::waitable`]);
+    /// read and written here only.
+    pub(crate) sock: Arc<TcpStream>,
     /// Encrypted bytes the socket has taken so far: tells a slow client from a stuck one.
     pub(crate) bytes_sent: u64,
     /// Whether the socket refused ciphertext at the last attempt to write it.
@@ -41,7 +44,7 @@ pub(crate) struct TlsStream {
 
 impl TlsStream {
     pub(crate) fn new(tls: ServerConnection, sock: TcpStream) -> Box<TlsStream> {
-        Box::new(TlsStream { tls, sock, bytes_sent: 0, socket_full: false, drained: false })
+        Box::new(TlsStream { tls, sock: Arc::new(sock), bytes_sent: 0, socket_full: false, drained: false })
     }
 
     /// Moves the TLS handshake forward as far as the socket allows without blocking.
@@ -53,7 +56,7 @@ impl TlsStream {
     pub(crate) fn handshake(&mut self) -> io::Result<Progress> {
         while self.tls.is_handshaking() || self.tls.wants_write() {
             if self.tls.wants_write() {
-                match self.tls.write_tls(&mut self.sock) {
+                match self.tls.write_tls(&mut &*self.sock) {
                     Ok(n) => {
                         self.bytes_sent += n as u64;
                         continue;
@@ -65,7 +68,7 @@ impl TlsStream {
             if !self.tls.is_handshaking() {
                 break;
             }
-            match self.tls.read_tls(&mut self.sock) {
+            match self.tls.read_tls(&mut &*self.sock) {
                 Ok(0) => {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client hung up during the TLS handshake"))
                 }
@@ -86,7 +89,7 @@ impl TlsStream {
     /// the client; send it as a last gasp so the client learns why, then fail.
     fn process_records(&mut self) -> io::Result<()> {
         if let Err(e) = self.tls.process_new_packets() {
-            let _ = self.tls.write_tls(&mut self.sock);
+            let _ = self.tls.write_tls(&mut &*self.sock);
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         Ok(())
@@ -97,7 +100,7 @@ impl TlsStream {
     pub(crate) fn close_notify(&mut self) {
         self.tls.send_close_notify();
         while self.tls.wants_write() {
-            if self.tls.write_tls(&mut self.sock).is_err() {
+            if self.tls.write_tls(&mut &*self.sock).is_err() {
                 break;
             }
         }
@@ -116,7 +119,7 @@ impl Read for TlsStream {
             if std::mem::take(&mut self.drained) {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            let mut sock = Noting { sock: &mut self.sock, short: false };
+            let mut sock = Noting { sock: &self.sock, short: false };
             match self.tls.read_tls(&mut sock) {
                 // rustls noted the EOF: the next reader() call reports it.
                 Ok(0) => continue,
@@ -132,7 +135,7 @@ impl Read for TlsStream {
 
 /// The socket, noting whether a read returned less than it was offered.
 struct Noting<'a> {
-    sock: &'a mut TcpStream,
+    sock: &'a TcpStream,
     short: bool,
 }
 
@@ -162,7 +165,7 @@ impl Write for TlsStream {
     /// Writes buffered ciphertext to the socket until done or `WouldBlock`.
     fn flush(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            match self.tls.write_tls(&mut self.sock) {
+            match self.tls.write_tls(&mut &*self.sock) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.bytes_sent += n as u64,
                 Err(e) => {
@@ -215,25 +218,25 @@ pub(crate) struct MemoryStream {
     pub(crate) input: io::Cursor<Vec<u8>>,
     pub(crate) output: Vec<u8>,
     /// Something to poll that never becomes ready.
-    pub(crate) idle: std::fs::File,
+    pub(crate) idle: Arc<std::fs::File>,
 }
 
 /// A plain TCP socket that counts what it sent and notes when it was full, like
 /// [`TlsStream`] does.
 #[derive(Debug)]
 pub(crate) struct PlainStream {
-    pub(crate) sock: TcpStream,
+    pub(crate) sock: Arc<TcpStream>,
     bytes_sent: u64,
     socket_full: bool,
 }
 
 impl PlainStream {
     pub(crate) fn new(sock: TcpStream) -> PlainStream {
-        PlainStream { sock, bytes_sent: 0, socket_full: false }
+        PlainStream { sock: Arc::new(sock), bytes_sent: 0, socket_full: false }
     }
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.sock.write(buf);
+        let written = (&*self.sock).write(buf);
         self.socket_full = matches!(&written, Err(e) if would_block(e));
         let n = written?;
         self.bytes_sent += n as u64;
@@ -249,6 +252,18 @@ impl Transport {
             Transport::Plain(plain) => plain.sock.as_fd(),
             #[cfg(fuzzing)]
             Transport::Memory(memory) => memory.idle.as_fd(),
+        }
+    }
+
+    /// The socket, to wait on without holding the stream: events mode waits for its
+    /// client while the stream stays free for another thread to write to
+    /// (`connection::shared`).
+    pub(crate) fn waitable(&self) -> Arc<dyn AsFd + Send + Sync> {
+        match self {
+            Transport::Tls(stream) => stream.sock.clone(),
+            Transport::Plain(plain) => plain.sock.clone(),
+            #[cfg(fuzzing)]
+            Transport::Memory(memory) => memory.idle.clone(),
         }
     }
 
@@ -309,7 +324,7 @@ impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Tls(stream) => stream.read(buf),
-            Transport::Plain(plain) => plain.sock.read(buf),
+            Transport::Plain(plain) => (&*plain.sock).read(buf),
             #[cfg(fuzzing)]
             Transport::Memory(memory) => match memory.input.read(buf)? {
                 0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
@@ -332,7 +347,7 @@ impl Write for Transport {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Transport::Tls(stream) => stream.flush(),
-            Transport::Plain(plain) => plain.sock.flush(),
+            Transport::Plain(plain) => (&*plain.sock).flush(),
             #[cfg(fuzzing)]
             Transport::Memory(_) => Ok(()),
         }

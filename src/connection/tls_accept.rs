@@ -12,7 +12,7 @@ use crate::{http, Error, TlsFailure};
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-impl Client<'_> {
+impl Client {
     /// Runs the TLS handshake, or in plain `ws://` mode only checks that the client does
     /// not try one.
     pub(crate) fn tls_handshake(&self, socket: TcpStream) -> Result<Transport, Error> {

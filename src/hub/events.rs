@@ -71,6 +71,11 @@ impl EventSink {
         EventSink { events, shutdown, stats, ledger: Mutex::new(Ledger::new(total)) }
     }
 
+    /// Whether the application has taken every event: no reply to one is on its way.
+    pub(crate) fn all_taken(&self) -> bool {
+        self.events.is_empty()
+    }
+
     /// Hands an event to the application, first waiting while its connection has its
     /// share of the channel waiting (this is the backpressure that slows a client down),
     /// unless the server is shutting down.

@@ -26,5 +26,5 @@ mod rooms;
 #[cfg(feature = "redis")]
 pub(crate) use backplane::Backplane;
 pub(crate) use events::EventSink;
-pub(crate) use outbox::{outbox, Control, Outbox};
+pub(crate) use outbox::{outbox, Control, Outbox, WriteThrough};
 pub(crate) use registry::Registry;

@@ -9,7 +9,7 @@
 //! given back by `discard`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crossbeam_channel::{Receiver, Sender};
 use tungstenite::Message as WsMessage;
@@ -52,6 +52,15 @@ pub(crate) enum Pushed {
     Closing,
     /// Not queued: the connection thread has ended.
     Gone,
+}
+
+/// A connection's frame loop as a sending thread may borrow it, to write a message to
+/// the client itself rather than queue it and wake the connection's thread (events
+/// mode: `connection::shared`).
+pub(crate) trait WriteThrough: Send + Sync {
+    /// Encrypts and writes `message` now, if that needs no waiting and keeps the order
+    /// of what was sent before; gives it back otherwise, for the queue.
+    fn try_write(&self, message: WsMessage) -> Result<(), WsMessage>;
 }
 
 /// The registry's end of a queue.
@@ -149,6 +158,8 @@ pub(crate) struct Control {
     /// Set by a handler's [`Wakeup`](crate::Wakeup), cleared when the handler's
     /// `recv_timeout` returns because of it.
     handler_woken: AtomicBool,
+    /// The frame loop, once its thread offers it to sending threads (events mode).
+    write_through: OnceLock<Weak<dyn WriteThrough>>,
 }
 
 impl Control {
@@ -161,7 +172,22 @@ impl Control {
             queued_messages: AtomicUsize::new(0),
             socket_full: AtomicBool::new(false),
             handler_woken: AtomicBool::new(false),
+            write_through: OnceLock::new(),
         }
+    }
+
+    /// Writes `message` to the client on this thread, if its connection offers that
+    /// and can take it now; gives it back otherwise.
+    pub(crate) fn write_through(&self, message: WsMessage) -> Result<(), WsMessage> {
+        match self.write_through.get().and_then(Weak::upgrade) {
+            Some(frame_loop) => frame_loop.try_write(message),
+            None => Err(message),
+        }
+    }
+
+    /// Lets sending threads write to the client through `frame_loop` from now on.
+    pub(crate) fn offer_write_through(&self, frame_loop: Weak<dyn WriteThrough>) {
+        let _ = self.write_through.set(frame_loop);
     }
 
     /// Asks the connection to close. The first request wins, unless the connection is

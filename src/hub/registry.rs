@@ -31,7 +31,7 @@ use super::rooms::Rooms;
 use crate::config::{Limits, SlowConsumerPolicy};
 use crate::event::IdMap;
 use crate::log_limit::{more, Throttle};
-use crate::stats::{bump, Counters};
+use crate::stats::{add, bump, Counters};
 use crate::{ConnectionId, Error};
 
 /// The routing table and the queue bounds it enforces.
@@ -121,6 +121,7 @@ impl Registry {
         let state = self.open_state()?;
         match state.conns.get(&id) {
             Some(entry) if entry.open => {
+                let Err(message) = entry.outbox.control().write_through(message) else { return Ok(()) };
                 if self.deliver(id, &entry.outbox, message) {
                     entry.outbox.control().waker.wake();
                 }
@@ -143,13 +144,12 @@ impl Registry {
 
     /// Broadcasts to this server's connections only.
     pub(crate) fn broadcast_here(&self, message: &WsMessage) -> Result<(), Error> {
-        let to_wake = {
+        let recipients = {
             let state = self.open_state()?;
             let open = state.conns.iter().filter(|(_, entry)| entry.open);
-            self.queue_all(open.map(|(id, entry)| (*id, &entry.outbox)), message)
+            open.map(|(id, entry)| (*id, Arc::clone(entry.outbox.control()))).collect()
         };
-        wake_all(to_wake);
-        Ok(())
+        self.deliver_all(recipients, message)
     }
 
     pub(crate) fn publish(&self, room: &str, message: WsMessage, except: Option<ConnectionId>) -> Result<(), Error> {
@@ -167,14 +167,14 @@ impl Registry {
         message: &WsMessage,
         except: Option<ConnectionId>,
     ) -> Result<(), Error> {
-        let to_wake = {
+        let recipients = {
             let state = self.open_state()?;
             let members = state.rooms.members(room).filter(|id| Some(*id) != except);
-            let recipients = members.filter_map(|id| state.conns.get(&id).map(|entry| (id, &entry.outbox)));
-            self.queue_all(recipients, message)
+            members
+                .filter_map(|id| state.conns.get(&id).map(|entry| (id, Arc::clone(entry.outbox.control()))))
+                .collect()
         };
-        wake_all(to_wake);
-        Ok(())
+        self.deliver_all(recipients, message)
     }
 
     pub(crate) fn close(&self, id: ConnectionId, code: u16, reason: &str) -> Result<(), Error> {
@@ -261,17 +261,36 @@ impl Registry {
         Ok(state)
     }
 
-    /// Queues a clone of `message` (the payload is shared, not copied) for each
-    /// recipient; returns those to wake.
-    fn queue_all<'s>(
-        &self,
-        recipients: impl Iterator<Item = (ConnectionId, &'s OutboxSender)>,
-        message: &WsMessage,
-    ) -> Vec<Arc<Control>> {
-        recipients
-            .filter(|(id, outbox)| self.deliver(*id, outbox, message.clone()))
-            .map(|(_, outbox)| Arc::clone(outbox.control()))
-            .collect()
+    /// Delivers a clone of `message` (the payload is shared, not copied) to each
+    /// recipient: written to the client on this thread where its connection allows it,
+    /// queued otherwise. The writes are made outside the table's lock (to a thousand
+    /// clients they take milliseconds, and connections coming and going need not wait);
+    /// the rest is queued under it, so that a connection that ended meanwhile has its
+    /// message counted as dropped.
+    fn deliver_all(&self, recipients: Vec<(ConnectionId, Arc<Control>)>, message: &WsMessage) -> Result<(), Error> {
+        let to_queue: Vec<ConnectionId> = recipients
+            .into_iter()
+            .filter_map(|(id, control)| control.write_through(message.clone()).err().map(|_| id))
+            .collect();
+        if to_queue.is_empty() {
+            return Ok(());
+        }
+        let to_wake = {
+            let state = self.open_state().inspect_err(|_| add(&self.stats.dropped, to_queue.len()))?;
+            let mut to_wake = Vec::with_capacity(to_queue.len());
+            for id in to_queue {
+                match state.conns.get(&id) {
+                    Some(entry) if self.deliver(id, &entry.outbox, message.clone()) => {
+                        to_wake.push(Arc::clone(entry.outbox.control()))
+                    }
+                    Some(_) => {}
+                    None => bump(&self.stats.dropped),
+                }
+            }
+            to_wake
+        };
+        wake_all(to_wake);
+        Ok(())
     }
 
     /// Queues without waiting; returns whether the message was queued (the connection
