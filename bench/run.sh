@@ -76,6 +76,7 @@ start_server() {
     rustls-floor) cmd=("$B/tls_echo_server") port=9103 ;;
     sync-tungstenite) cmd=("$B/sync_ws_server") port=9106 ;;
     tinywss-handler) cmd=("$B/tinywss_server" --mode handler) port=9107 ;;
+    tinywss-queued) cmd=("$B/tinywss_server" --mode events --write-through off) port=9108 ;;
     node-ws) cmd=(env "NODE_PATH=$OUT/node/node_modules" node bench/peers/node_echo.js) port=9104 ;;
     python-websockets) cmd=(python3 bench/peers/python_echo.py) port=9105 ;;
     esac
@@ -149,14 +150,14 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-echo "== push latency (tinywss and the tokio-tungstenite peer)"
+echo "== push latency (tinywss with and without write-through, and the tokio-tungstenite peer)"
 for round in $(seq "$ROUNDS"); do
-    for server in tinywss tokio-tungstenite; do
+    for server in tinywss tinywss-queued tokio-tungstenite; do
         for scenario in "push-send-1 1 send 10000 2000" "push-send-100 100 send 10000 2000" \
             "push-broadcast-100 100 broadcast 1000 100" "push-broadcast-1000 1000 broadcast 500 50"; do
             read -r test conns mode count rate <<<"$scenario"
             start_server "$server" all --push-rate "$rate" --push-count "$count" --push-mode "$mode"
-            "$B/loadgen" --ca "$CA" --addr "$SERVER_ADDR" --mode push --conns "$conns" --label "$server" \
+            "$B/loadgen" --ca "$CA" --addr "$SERVER_ADDR" --mode push --conns "$conns" --label "$server" --pid "$SERVER_PID" \
                 --test "$test" --round "$round" --timeout 120 | tee -a "$RESULTS" ||
                 echo "loadgen failed: $test $server round $round" >&2
             stop_server

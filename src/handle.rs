@@ -73,10 +73,14 @@ impl Handle {
         Handle { shared: Arc::new(shared) }
     }
 
-    /// Queues a message for one connection.
+    /// Sends a message to one connection.
     ///
-    /// Returns once the message is queued; sending happens on the connection's thread.
-    /// A message for a connection that is not open, or is closing, is dropped and counted
+    /// Returns once the message is written or queued, without waiting for the client.
+    /// In events mode, when the connection's thread is asleep with nothing queued and the
+    /// events channel is empty, the message (up to 16 KiB) is encrypted and written to
+    /// the client's socket on the calling thread: a few microseconds of its time, and no
+    /// wake-up of the connection's thread. Otherwise it is queued, and sent by the
+    /// connection's thread. A message for a connection that is not open, or is closing, is dropped and counted
     /// in [`Stats::dropped`]; one that finds the client's outbound queue full closes that
     /// client with 1013 (see [`ConfigBuilder::outbound_queue`](crate::ConfigBuilder::outbound_queue)).
     ///
@@ -87,8 +91,10 @@ impl Handle {
         self.shared.registry.send(conn, to_ws(message.into()))
     }
 
-    /// Queues a message for every open connection. The payload is shared between
-    /// them, not copied. With the Redis backplane, every server of the cluster does the
+    /// Sends a message to every open connection, each as [`send`](Handle::send) does
+    /// (so in events mode the calling thread may write it to many clients itself, instead
+    /// of waking each client's thread: see
+    /// [`write_through`](crate::ConfigBuilder::write_through)). The payload is shared between them, not copied. With the Redis backplane, every server of the cluster does the
     /// same for its own connections.
     ///
     /// # Errors
@@ -133,8 +139,9 @@ impl Handle {
         self.shared.registry.leave(conn, room)
     }
 
-    /// Queues a message for every member of `room`. The payload is shared between the
-    /// members, not copied; each connection only frames and encrypts it.
+    /// Sends a message to every member of `room`, each as [`send`](Handle::send) does.
+    /// The payload is shared between the members, not copied; each connection only
+    /// frames and encrypts it.
     ///
     /// With the Redis backplane ([`ConfigBuilder::redis`](crate::ConfigBuilder)), the
     /// members on every server of the cluster get it too, exactly once each and in the

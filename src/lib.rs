@@ -20,7 +20,9 @@
 //!         ▼                                         │
 //!  the application ── Handle::send/broadcast/close ─────┘
 //!  (Server::events)   in the caller's thread: find the client in the shared
-//!                     registry (hub/), queue the message, ring the client's waker
+//!                     registry (hub/), queue the message, ring the client's waker;
+//!                     or, when the client's thread sleeps with nothing queued,
+//!                     write the message to the client right there (write-through)
 //!         │ optional (feature `redis`): rooms across servers
 //!         ▼
 //!  Redis pub/sub backplane (hub/backplane/): a publisher thread, a subscriber thread

@@ -49,6 +49,10 @@ pub struct Stats {
     pub messages_out: u64,
     /// Payload bytes handed to TLS for clients.
     pub bytes_out: u64,
+    /// Data messages (counted in `messages_out` too) that the sending thread wrote to
+    /// the client itself, the client's thread being asleep, rather than queueing them
+    /// (events mode; see [`ConfigBuilder::write_through`](crate::ConfigBuilder::write_through)).
+    pub messages_written_through: u64,
     /// Messages that were dropped: for a full outbound queue, a connection that was
     /// closing (a close requested, or a Close frame sent or received) or already gone,
     /// or events the application could not take during shutdown.
@@ -136,6 +140,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    pub(crate) messages_written_through: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
     pub(crate) events_throttled: AtomicU64,
@@ -190,6 +195,7 @@ impl Counters {
             bytes_in: self.bytes_in.load(Relaxed),
             messages_out: self.messages_out.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
+            messages_written_through: self.messages_written_through.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             slow_consumer_closes: self.slow_consumer_closes.load(Relaxed),
             events_throttled: self.events_throttled.load(Relaxed),

@@ -119,3 +119,35 @@ fn sends_from_many_threads_keep_each_threads_order_while_the_client_talks() {
     let stats = server.handle().stats();
     assert_eq!((stats.messages_out, stats.dropped), (expected as u64, 0));
 }
+
+/// Sends `n` numbered messages to a client that only reads, each after the client got
+/// the one before (so that its connection's thread has gone back to sleep); returns how
+/// many the sending thread wrote itself.
+fn pushes_written_through(write_through: bool, n: usize) -> u64 {
+    let server = start(|b| b.write_through(write_through));
+    // Events are taken as they come: a sender writes through only then.
+    let events = server.echo();
+    let mut client = server.connect("/");
+    let conn = next_open(&events);
+    let handle = server.handle();
+    for i in 0..n {
+        handle.send(conn, i.to_string()).unwrap();
+        assert_eq!(read_data(&mut client), WsMessage::text(i.to_string()));
+    }
+    let stats = handle.stats();
+    assert_eq!((stats.messages_out, stats.dropped), (n as u64, 0));
+    stats.messages_written_through
+}
+
+#[test]
+fn a_push_to_a_sleeping_connection_is_written_by_the_sender() {
+    let written_through = pushes_written_through(true, 50);
+    // The client sends nothing, so its connection's thread never wakes: only the first
+    // push may find it still busy after the Open event, and queue.
+    assert!(written_through >= 49, "{written_through} of 50 written through");
+}
+
+#[test]
+fn with_write_through_off_every_push_is_queued() {
+    assert_eq!(pushes_written_through(false, 50), 0);
+}

@@ -53,6 +53,8 @@ pub(crate) struct Limits {
     pub(crate) outbound_queue: usize,
     pub(crate) outbound_queue_bytes: usize,
     pub(crate) slow_consumer: SlowConsumerPolicy,
+    /// Whether a sending thread may write to a sleeping connection itself (events mode).
+    pub(crate) write_through: bool,
     pub(crate) write_timeout: Duration,
     pub(crate) events_capacity: usize,
     pub(crate) events_bytes: usize,
@@ -82,6 +84,7 @@ impl Default for Limits {
             outbound_queue: 64,
             outbound_queue_bytes: 1 << 20,
             slow_consumer: SlowConsumerPolicy::Close,
+            write_through: true,
             write_timeout: Duration::from_secs(10),
             events_capacity: 1024,
             events_bytes: 4 << 20,

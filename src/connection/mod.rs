@@ -16,7 +16,8 @@
 //!
 //! One thread owns the socket, the rustls session and the tungstenite `WebSocket`, and
 //! blocks in `poll(2)` on the socket and its waker with the nearest timer as timeout
-//! (`crate::wait`). `client.rs` holds what every phase uses, `stream.rs` the rustls
+//! (`crate::wait`). In events mode it lends them while it sleeps: `shared.rs` keeps
+//! them behind a lock that a sending thread may take to write a message itself. `client.rs` holds what every phase uses, `stream.rs` the rustls
 //! stream over a non-blocking socket, `trace.rs` the frame-by-frame log, `deflate.rs`
 //! permessage-deflate between the two (inflating under tungstenite, which has none).
 
@@ -202,7 +203,14 @@ impl Client {
             }
             None => {
                 self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
-                Shared::run(session, self.outbox.control())
+                if self.context.limits.write_through {
+                    Shared::run(session, self.outbox.control())
+                } else {
+                    let mut session = session;
+                    let reason = session.run();
+                    session.finish();
+                    (reason, session.traffic)
+                }
             }
         };
         opened.ended = Some(ended);

@@ -360,7 +360,9 @@ impl Session {
         if !(writable && in_order) || message.len() > WRITE_THROUGH_MAX {
             return Err(message);
         }
-        self.write(message);
+        if self.write(message) {
+            bump(&self.client.context.stats.messages_written_through);
+        }
         self.broken = self.flush();
         if self.broken.is_some() || self.socket_full() {
             self.control().waker.wake();
@@ -668,8 +670,9 @@ impl Session {
         }
     }
 
-    /// Hands one message to tungstenite.
-    fn write(&mut self, message: WsMessage) {
+    /// Hands one message to tungstenite; `false` when it could not take it (counted as
+    /// dropped).
+    fn write(&mut self, message: WsMessage) -> bool {
         let len = message.len();
         let stats = &self.client.context.stats;
         let message = self.ws.get_mut().compress(message);
@@ -680,7 +683,7 @@ impl Session {
             Err(e) => {
                 bump(&stats.dropped);
                 log::debug!("{}: message not sent: {e}", self.client.id);
-                return;
+                return false;
             }
         }
         bump(&stats.messages_out);
@@ -688,6 +691,7 @@ impl Session {
         self.traffic.messages_out += 1;
         self.traffic.bytes_out += len as u64;
         log::trace!("{}: message of {len} bytes queued for the client", self.client.id);
+        true
     }
 
     /// Starts the close handshake, unless one is already under way.

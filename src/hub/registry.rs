@@ -5,7 +5,10 @@
 //! connection threads. A [`Handle::send`](crate::Handle::send) runs entirely in the
 //! caller's thread: look the connection up under the read lock, put the message on its
 //! outbound queue, ring its waker. No thread sits in between, so an echoed message
-//! crosses two threads (connection → application → connection), not three.
+//! crosses two threads (connection → application → connection), not three. When the
+//! connection's thread is asleep and nothing is queued for it, the caller writes the
+//! message to the client itself (`Control::write_through`, `connection/shared.rs`),
+//! and the connection's thread is not woken at all.
 //!
 //! An earlier version had a dispatcher thread own this table and receive every send as
 //! a command. Measured on two cores (see `bench/NOTES.md`), that hop cost three context

@@ -9,7 +9,8 @@
 //!   replies read at once is answered by the same number of new messages, one flush.
 //! - `push`: the server pushes (tinywss_server `--push-rate`); the first client sends the
 //!   text `start N` once all N are connected; the latency of each message is the receipt time
-//!   minus the server's `CLOCK_MONOTONIC` stamp in its first 8 bytes; ends at `done`.
+//!   minus the server's `CLOCK_MONOTONIC` stamp in its first 8 bytes; ends at `done`. With
+//!   `--pid`, reports the server's CPU time from `start` to the last `done`.
 //! - `handshake`: each connection loops TCP connect + TLS + Upgrade + close handshake.
 //! - `idle`: opens `--conns` connections and holds them; with `--pid`, reports the server's
 //!   RSS before and after (per connection) and its CPU time during `--hold` seconds.
@@ -366,6 +367,9 @@ async fn handshake(s: Arc<Settings>) -> Tally {
 struct PushStart {
     connected: AtomicUsize,
     started: std::sync::atomic::AtomicBool,
+    /// The server's CPU clock ticks when the first client asked for the pushes (with
+    /// `--pid`): what the pushes cost it is counted from there, handshakes left out.
+    server_ticks: std::sync::Mutex<Option<u64>>,
 }
 
 async fn push_client(s: Arc<Settings>, gate: Arc<Semaphore>, barrier: Arc<Barrier>, start: Arc<PushStart>) -> Tally {
@@ -380,6 +384,8 @@ async fn push_client(s: Arc<Settings>, gate: Arc<Semaphore>, barrier: Arc<Barrie
     let result = async {
         let mut conn = conn?;
         if !start.started.swap(true, Ordering::SeqCst) {
+            let ticks = s.pid.and_then(|pid| cpu_ticks(&pid.to_string()));
+            *start.server_ticks.lock().unwrap() = ticks;
             let connected = start.connected.load(Ordering::SeqCst);
             conn.send_text(&format!("start {connected}")).await?;
         }
@@ -656,7 +662,16 @@ fn main() {
                             ))
                         })
                         .collect();
-                    collect(tasks).await
+                    let tally = collect(tasks).await;
+                    let ticks_at_start = *start.server_ticks.lock().unwrap();
+                    let ticks_now = s.pid.and_then(|pid| cpu_ticks(&pid.to_string()));
+                    if let Some((before, after)) = ticks_at_start.zip(ticks_now) {
+                        let us = after.saturating_sub(before) as f64 * 1e6 / ticks_per_second() as f64;
+                        out.insert("server_cpu_push_ms".into(), (us / 1000.0).round().into());
+                        let per_delivery = us / tally.count.max(1) as f64;
+                        out.insert("server_cpu_us_per_delivery".into(), ((per_delivery * 10.0).round() / 10.0).into());
+                    }
+                    tally
                 }
                 mode => {
                     let tasks: Vec<_> = (0..s.conns)

@@ -235,8 +235,8 @@ fn main() {
     let failed =
         |test: &str, server: &str| results.of(test, server).iter().filter(|r| r["errors"].as_u64() != Some(0)).count();
     let _ = writeln!(w, "### Push latency: from `Handle::send` / `Handle::broadcast` to the client\n");
-    let _ = writeln!(w, "| scenario | tinywss p50 / p99 / p99.9 (µs) | tinywss max (µs) | tokio-tungstenite p50 / p99 / p99.9 (µs) | tokio-tungstenite max (µs) | rounds with a lost connection (tinywss / peer) |");
-    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "| scenario | tinywss p50 / p99 / p99.9 (µs) | tinywss max (µs) | tinywss server CPU per delivery (µs) | tinywss, write-through off: p50 / p99 / p99.9 (µs) | … server CPU per delivery (µs) | tokio-tungstenite p50 / p99 / p99.9 (µs) | tokio-tungstenite max (µs) | tokio-tungstenite server CPU per delivery (µs) | rounds with a lost connection (tinywss / write-through off / peer) |");
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (test, label) in [
         ("push-send-1", "1 client, 10,000 sends at 2,000/s"),
         ("push-send-100", "100 clients, 10,000 sends round-robin at 2,000/s"),
@@ -251,14 +251,20 @@ fn main() {
                 num(results.median(test, s, "p999_us"))
             )
         };
+        let cpu = |s: &str| num(results.median(test, s, "server_cpu_us_per_delivery"));
         let _ = writeln!(
             w,
-            "| {label} | {} | {} | {} | {} | {} / {} of {} |",
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} of {} |",
             three("tinywss"),
             num(results.max(test, "tinywss", "max_us")),
+            cpu("tinywss"),
+            three("tinywss-queued"),
+            cpu("tinywss-queued"),
             three("tokio-tungstenite"),
             num(results.max(test, "tokio-tungstenite", "max_us")),
+            cpu("tokio-tungstenite"),
             failed(test, "tinywss"),
+            failed(test, "tinywss-queued"),
             failed(test, "tokio-tungstenite"),
             results.rounds(test, "tinywss"),
         );
@@ -266,7 +272,11 @@ fn main() {
     let _ = writeln!(
         w,
         "\nThe tokio-tungstenite peer pushes the same way: a plain thread puts the stamped message \
-         into each connection task's bounded channel (`try_send`). p50/p99/p99.9 are medians over \
+         into each connection task's bounded channel (`try_send`). With write-through off \
+         (`ConfigBuilder::write_through(false)`), every message goes through the connection's \
+         queue and wakes its thread, as before write-through existed. Server CPU per delivery: \
+         the server process's CPU time from the first client's `start` to the last `done`, over \
+         the messages received. p50/p99/p99.9 are medians over \
          the rounds; max is the largest of any round. A lost connection is one that ended before \
          the last message (the server's reason is in `target/bench/servers.log`).\n"
     );
