@@ -31,6 +31,7 @@ mod shared;
 mod stream;
 mod tls_accept;
 mod trace;
+mod wire;
 
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};

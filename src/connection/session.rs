@@ -27,6 +27,7 @@ use super::context::Context;
 use super::deflate::{Bounds, Deflate};
 use super::stream::{tls_error, would_block, Transport};
 use super::trace::Logged;
+use super::wire::Sealed;
 use crate::config::Limits;
 use crate::http::DeflateParams;
 use crate::hub::Control;
@@ -352,22 +353,37 @@ impl Session {
     /// Writes one message for another thread, straight to the client, when that keeps
     /// the order and needs no waiting: nothing queued before it, no output waiting for
     /// the socket, not closing, and small enough to encrypt on the sender's time. Gives
-    /// the message back otherwise. Whatever the socket does not take (it filled up
-    /// meanwhile) or a failure is left for the connection thread, which is woken for it.
-    pub(crate) fn write_through(&mut self, message: WsMessage) -> Result<(), WsMessage> {
+    /// the message back otherwise.
+    ///
+    /// Over TLS the message is only sealed here: the records come back for the caller
+    /// to write once it has let the session go (`wire.rs` says why). Over plain TCP it
+    /// is written here. Whatever the socket does not take, or a failure, is left for
+    /// the connection thread, which is woken for it.
+    pub(crate) fn write_through(&mut self, message: WsMessage) -> Result<Option<Sealed>, WsMessage> {
         let writable = self.ws.can_write() && !self.socket_full() && self.broken.is_none();
         let in_order = self.client.outbox.is_empty() && self.closing.is_none() && !self.control().is_closing();
         if !(writable && in_order) || message.len() > WRITE_THROUGH_MAX {
             return Err(message);
         }
+        let sealing = self.ws.get_mut().seal();
         if self.write(message) {
             bump(&self.client.context.stats.messages_written_through);
+        }
+        if sealing {
+            // Into the sealed records: nothing reaches the socket, nothing can block.
+            let flushed = self.ws.flush();
+            let sealed = self.ws.get_mut().sealed();
+            if let Err(e) = flushed {
+                self.broken = Some(CloseReason::Error(Error::Protocol(e.to_string())));
+                self.control().waker.wake();
+            }
+            return Ok(sealed);
         }
         self.broken = self.flush();
         if self.broken.is_some() || self.socket_full() {
             self.control().waker.wake();
         }
-        Ok(())
+        Ok(None)
     }
 
     #[cfg(test)]

@@ -31,6 +31,8 @@ use crate::CloseReason;
 /// A session its connection thread shares with sending threads while it sleeps.
 pub(crate) struct Shared {
     session: Mutex<Session>,
+    /// The waker, for what a write leaves to the connection thread.
+    control: Arc<Control>,
     /// For the events channel: written through only once the application took every event.
     context: Arc<Context>,
 }
@@ -52,7 +54,8 @@ impl Shared {
     /// Shares `session` with the threads that send through `control`.
     fn offer(session: Session, control: &Control) -> Arc<Shared> {
         let context = Arc::clone(session.context());
-        let shared = Arc::new(Shared { session: Mutex::new(session), context });
+        let shared_control = session.shared_control();
+        let shared = Arc::new(Shared { session: Mutex::new(session), control: shared_control, context });
         let frame_loop: Weak<dyn WriteThrough> = Arc::downgrade(&shared) as Weak<Shared>;
         control.offer_write_through(frame_loop);
         shared
@@ -90,12 +93,21 @@ impl WriteThrough for Shared {
         if !self.context.events.all_taken() {
             return Err(message);
         }
-        match self.session.try_lock() {
-            Ok(mut session) => session.write_through(message),
+        let mut session = match self.session.try_lock() {
+            Ok(session) => session,
             // Busy: the connection thread is awake, and takes the queue before it sleeps.
             // Poisoned: the thread panicked; the queue counts what it never sends.
-            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => Err(message),
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return Err(message),
+        };
+        let Some(sealed) = session.write_through(message)? else { return Ok(()) };
+        // The wire before the session goes: the connection thread's next write waits
+        // for this one.
+        let mut backlog = sealed.wire.lock();
+        drop(session);
+        if !sealed.write(&mut backlog) {
+            self.control.waker.wake();
         }
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use rustls::ServerConnection;
 
+use super::wire::{Sealed, Wire};
 use crate::{Error, TlsFailure};
 
 /// Where a TLS handshake stands after [`TlsStream::handshake`].
@@ -40,11 +41,24 @@ pub(crate) struct TlsStream {
     /// `WouldBlock` without asking the socket again (a system call per batch of
     /// messages). Every caller waits in `poll` before sleeping, which sees newer input.
     drained: bool,
+    /// Orders the socket writes of the connection thread after a sending thread's.
+    wire: Arc<Wire>,
+    /// While a sending thread seals a message: its records, taken out of rustls rather
+    /// than written (`Transport::seal`).
+    sealing: Option<Vec<u8>>,
 }
 
 impl TlsStream {
     pub(crate) fn new(tls: ServerConnection, sock: TcpStream) -> Box<TlsStream> {
-        Box::new(TlsStream { tls, sock: Arc::new(sock), bytes_sent: 0, socket_full: false, drained: false })
+        Box::new(TlsStream {
+            tls,
+            sock: Arc::new(sock),
+            bytes_sent: 0,
+            socket_full: false,
+            drained: false,
+            wire: Arc::default(),
+            sealing: None,
+        })
     }
 
     /// Moves the TLS handshake forward as far as the socket allows without blocking.
@@ -82,14 +96,14 @@ impl TlsStream {
 
     /// Whether encrypted bytes are waiting for the socket.
     pub(crate) fn wants_write(&self) -> bool {
-        self.tls.wants_write()
+        self.tls.wants_write() || self.wire.pending()
     }
 
     /// Decrypts what `read_tls` took in. On a TLS error, rustls has queued an alert for
     /// the client; send it as a last gasp so the client learns why, then fail.
     fn process_records(&mut self) -> io::Result<()> {
         if let Err(e) = self.tls.process_new_packets() {
-            let _ = self.tls.write_tls(&mut &*self.sock);
+            let _ = self.flush();
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         Ok(())
@@ -99,11 +113,7 @@ impl TlsStream {
     /// the connection is ending anyway.
     pub(crate) fn close_notify(&mut self) {
         self.tls.send_close_notify();
-        while self.tls.wants_write() {
-            if self.tls.write_tls(&mut &*self.sock).is_err() {
-                break;
-            }
-        }
+        let _ = self.flush();
     }
 }
 
@@ -162,20 +172,37 @@ impl Write for TlsStream {
         }
     }
 
-    /// Writes buffered ciphertext to the socket until done or `WouldBlock`.
+    /// Writes buffered ciphertext to the socket until done or `WouldBlock`: first what
+    /// a sending thread left, then rustls' records. While a sending thread seals, takes
+    /// the records out instead.
     fn flush(&mut self) -> io::Result<()> {
-        while self.tls.wants_write() {
-            match self.tls.write_tls(&mut &*self.sock) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.bytes_sent += n as u64,
-                Err(e) => {
-                    self.socket_full = would_block(&e);
-                    return Err(e);
+        let TlsStream { tls, sock, bytes_sent, socket_full, wire, sealing, .. } = self;
+        if let Some(records) = sealing {
+            while tls.wants_write() {
+                tls.write_tls(records)?;
+            }
+            return Ok(());
+        }
+        if !tls.wants_write() && !wire.pending() {
+            // Nothing to write: no need to wait for a sending thread writing its own.
+            *socket_full = false;
+            return Ok(());
+        }
+        let mut backlog = wire.lock();
+        let (taken, drained) = wire.drain(&mut backlog, sock);
+        *bytes_sent += taken;
+        let flushed = drained.and_then(|()| {
+            while tls.wants_write() {
+                match tls.write_tls(&mut &**sock) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => *bytes_sent += n as u64,
+                    Err(e) => return Err(e),
                 }
             }
-        }
-        self.socket_full = false;
-        Ok(())
+            Ok(())
+        });
+        *socket_full = matches!(&flushed, Err(e) if would_block(e));
+        flushed
     }
 }
 
@@ -289,7 +316,7 @@ impl Transport {
     /// Bytes the socket has taken so far: tells a slow client from a stuck one.
     pub(crate) fn bytes_sent(&self) -> u64 {
         match self {
-            Transport::Tls(stream) => stream.bytes_sent,
+            Transport::Tls(stream) => stream.bytes_sent + stream.wire.sent_by_senders(),
             Transport::Plain(plain) => plain.bytes_sent,
             #[cfg(fuzzing)]
             Transport::Memory(memory) => memory.output.len() as u64,
@@ -300,7 +327,9 @@ impl Transport {
     /// waiting for the client to read.
     pub(crate) fn socket_full(&self) -> bool {
         match self {
-            Transport::Tls(stream) => stream.socket_full,
+            // Bytes a sending thread left count as full: they go first, when the socket
+            // takes them.
+            Transport::Tls(stream) => stream.socket_full || stream.wire.pending(),
             Transport::Plain(plain) => plain.socket_full,
             #[cfg(fuzzing)]
             Transport::Memory(_) => false,
@@ -310,6 +339,26 @@ impl Transport {
     /// Whether bytes are waiting for the socket (only TLS buffers any).
     pub(crate) fn wants_write(&self) -> bool {
         matches!(self, Transport::Tls(stream) if stream.wants_write())
+    }
+
+    /// From now on until [`sealed`](Transport::sealed), what a flush would write to the
+    /// socket is kept for the caller instead; `false` for plain TCP, which writes as
+    /// usual (it has no records whose order could break).
+    pub(crate) fn seal(&mut self) -> bool {
+        match self {
+            Transport::Tls(stream) => {
+                stream.sealing = Some(Vec::new());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The records sealed since [`seal`](Transport::seal), for the caller to write.
+    pub(crate) fn sealed(&mut self) -> Option<Sealed> {
+        let Transport::Tls(stream) = self else { return None };
+        let records = stream.sealing.take()?;
+        Some(Sealed { wire: Arc::clone(&stream.wire), sock: Arc::clone(&stream.sock), records })
     }
 
     /// Sends TLS `close_notify`, best effort; nothing for plain TCP.
