@@ -17,7 +17,8 @@
 //! One thread owns the socket, the rustls session and the tungstenite `WebSocket`, and
 //! blocks in `poll(2)` on the socket and its waker with the nearest timer as timeout
 //! (`crate::wait`). In events mode it lends them while it sleeps: `shared.rs` keeps
-//! them behind a lock that a sending thread may take to write a message itself. `client.rs` holds what every phase uses, `stream.rs` the rustls
+//! them behind a lock that a sending thread may take to write a message itself, and
+//! `wire.rs` keeps both threads' TLS records in order on the socket. `client.rs` holds what every phase uses, `stream.rs` the rustls
 //! stream over a non-blocking socket, `trace.rs` the frame-by-frame log, `deflate.rs`
 //! permessage-deflate between the two (inflating under tungstenite, which has none).
 

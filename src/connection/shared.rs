@@ -9,7 +9,9 @@
 //! it works, and sleeps in `poll` on the bare socket: a `Handle::send` that finds the
 //! session free writes the message through it on the sender's own thread
 //! ([`Session::write_through`]), when that keeps the order (nothing queued before it)
-//! and needs no waiting (the socket takes it).
+//! and needs no waiting (the socket takes it). Over TLS the sender seals the message
+//! under the session's lock and writes the records after releasing it (`wire.rs`), so
+//! the connection thread never waits for a sender's system call to read.
 //!
 //! It writes through only when the application has taken every event: with events
 //! still waiting, more sends are on their way, and the queue lets the connection thread
