@@ -118,6 +118,10 @@ fn sends_from_many_threads_keep_each_threads_order_while_the_client_talks() {
     assert_eq!((next, echoes), ([EACH; SENDERS], ECHOED));
     let stats = server.handle().stats();
     assert_eq!((stats.messages_out, stats.dropped), (expected as u64, 0));
+    // Both ways were taken (so the two threads' TLS records met on one socket, and the
+    // client decrypted them all): once the client has sent its messages, the
+    // connection's thread sleeps and the senders write through.
+    assert!(stats.messages_written_through > 0, "{stats:?}");
 }
 
 /// Sends `n` numbered messages to a client that only reads, each after the client got
@@ -142,9 +146,11 @@ fn pushes_written_through(write_through: bool, n: usize) -> u64 {
 #[test]
 fn a_push_to_a_sleeping_connection_is_written_by_the_sender() {
     let written_through = pushes_written_through(true, 50);
-    // The client sends nothing, so its connection's thread never wakes: only the first
-    // push may find it still busy after the Open event, and queue.
-    assert!(written_through >= 49, "{written_through} of 50 written through");
+    // The client sends nothing, so its connection's thread wakes only for a push that
+    // found it busy: the first (it was still starting after the Open event), and any
+    // that came before it went back to sleep after writing a queued one, which a busy
+    // machine makes rare, not impossible.
+    assert!(written_through >= 25, "{written_through} of 50 written through");
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //! queued messages stay in the bounded outbound queue, and the client's input stays
 //! unread (each Ping read would queue a Pong), so TCP pushes back on the client. What
 //! waits is then at most tungstenite's write buffer plus one message and a control frame
-//! or two, and rustls' 64 KiB of ciphertext. A client that takes nothing for
+//! or two, and rustls' 64 KiB of ciphertext; and, in front of it, what senders writing
+//! through left when the socket filled (`wire.rs`: at most two messages of 16 KiB). A client that takes nothing for
 //! `write_timeout` is dropped; one that takes its output slowly is served slowly.
 
 use std::collections::VecDeque;
@@ -168,12 +169,10 @@ pub(crate) struct Session {
     input_dry: bool,
     /// Where the client's messages go.
     delivery: Delivery,
-    /// Why the connection ended, once it has (handler mode: the handler may still be
-    /// running and asking).
+    /// Why the connection ended, once it has: in handler mode the handler may still be
+    /// running and asking; in events mode a sending thread's write (`write_through`)
+    /// found the connection broken, and the connection thread's next step ends it.
     ended: Option<CloseReason>,
-    /// A write made by another thread (`write_through`) found the connection broken:
-    /// the connection thread ends it at its next step.
-    broken: Option<CloseReason>,
 }
 
 impl Session {
@@ -220,7 +219,6 @@ impl Session {
             input_dry: false,
             delivery: Delivery::Events,
             ended: None,
-            broken: None,
         }
     }
 
@@ -360,7 +358,7 @@ impl Session {
     /// is written here. Whatever the socket does not take, or a failure, is left for
     /// the connection thread, which is woken for it.
     pub(crate) fn write_through(&mut self, message: WsMessage) -> Result<Option<Sealed>, WsMessage> {
-        let writable = self.ws.can_write() && !self.socket_full() && self.broken.is_none();
+        let writable = self.ws.can_write() && !self.socket_full() && self.ended.is_none();
         let in_order = self.client.outbox.is_empty() && self.closing.is_none() && !self.control().is_closing();
         if !(writable && in_order) || message.len() > WRITE_THROUGH_MAX {
             return Err(message);
@@ -374,13 +372,13 @@ impl Session {
             let flushed = self.ws.flush();
             let sealed = self.ws.get_mut().sealed();
             if let Err(e) = flushed {
-                self.broken = Some(CloseReason::Error(Error::Protocol(e.to_string())));
+                self.ended = Some(CloseReason::Error(Error::Protocol(e.to_string())));
                 self.control().waker.wake();
             }
             return Ok(sealed);
         }
-        self.broken = self.flush();
-        if self.broken.is_some() || self.socket_full() {
+        self.ended = self.flush();
+        if self.ended.is_some() || self.socket_full() {
             self.control().waker.wake();
         }
         Ok(None)
@@ -389,6 +387,17 @@ impl Session {
     #[cfg(test)]
     pub(crate) fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// A sending thread panicked in [`write_through`](Session::write_through) (caught
+    /// there): the message is counted as dropped, the panic as a panic, and the
+    /// connection thread, woken, ends the connection. Records half sealed are discarded.
+    pub(crate) fn panicked_writing_through(&mut self, payload: &(dyn std::any::Any + Send)) {
+        let _ = self.ws.get_mut().sealed();
+        bump(&self.client.context.stats.dropped);
+        let message = self.client.panicked("a write-through", "closing the connection", payload);
+        self.ended = Some(CloseReason::Error(Error::Panicked(message)));
+        self.control().waker.wake();
     }
 
     /// The server-wide state this connection works with.
@@ -496,7 +505,8 @@ impl Session {
     /// One batch of work: read what has arrived, queue what waits, check the timers,
     /// flush once. `Some` when the connection is over.
     pub(crate) fn step(&mut self) -> Option<CloseReason> {
-        if let Some(end) = self.broken.take() {
+        // Only events mode steps with an end set: handler mode looks before each step.
+        if let Some(end) = self.ended.take() {
             return Some(end);
         }
         // Look at the close request before the queue: a message queued before the

@@ -15,11 +15,14 @@
 //!
 //! It writes through only when the application has taken every event: with events
 //! still waiting, more sends are on their way, and the queue lets the connection thread
-//! write them in one batch with one system call. It never waits for the lock: a session
-//! in use means the connection thread is awake, and will take the queue on its way.
+//! write them in one batch with one system call. It never waits for the session: a
+//! session in use means the connection thread is awake, and will take the queue on its
+//! way. (It may wait for the wire while another sender writes: one non-blocking system
+//! call.)
 
 use std::io;
 use std::os::fd::AsFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 
 use tungstenite::Message as WsMessage;
@@ -98,12 +101,25 @@ impl WriteThrough for Shared {
         let mut session = match self.session.try_lock() {
             Ok(session) => session,
             // Busy: the connection thread is awake, and takes the queue before it sleeps.
-            // Poisoned: the thread panicked; the queue counts what it never sends.
+            // Poisoned: the connection thread panicked (a sender's panic is caught below);
+            // the queue counts what it never sends.
             Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return Err(message),
         };
-        let Some(sealed) = session.write_through(message)? else { return Ok(()) };
+        // A panic here (a bug: in compression, tungstenite, a logger) is the sender's
+        // no more than the connection thread's: caught, it ends this connection alone,
+        // and the application's thread carries on.
+        let written = catch_unwind(AssertUnwindSafe(|| session.write_through(message)));
+        let sealed = match written {
+            Ok(written) => written?,
+            Err(panic) => {
+                session.panicked_writing_through(&*panic);
+                return Ok(());
+            }
+        };
+        let Some(sealed) = sealed else { return Ok(()) };
         // The wire before the session goes: the connection thread's next write waits
-        // for this one.
+        // for this one. (It may have to wait for another sender's write first: one
+        // non-blocking system call.)
         let mut backlog = sealed.wire.lock();
         drop(session);
         if !sealed.write(&mut backlog) {
@@ -211,5 +227,33 @@ mod tests {
         assert!(sent_through(&shared, "small"));
         shared.lock().client().outbox.control().request_close(1000, "bye");
         assert!(!sent_through(&shared, "late"));
+    }
+
+    #[test]
+    fn no_write_through_once_the_server_started_its_close() {
+        let (shared, _registry, _client_end, _events, _app) = shared_connection();
+        shared.lock().close(4000, "bye");
+        assert!(!sent_through(&shared, "after the Close frame"));
+    }
+
+    #[test]
+    fn a_full_socket_stops_write_through_and_wakes_the_connection_thread() {
+        let (shared, _registry, _client_end, _events, _app) = shared_connection();
+        let waker_rang = || {
+            let session = shared.lock();
+            let now = Some(Instant::now());
+            crate::wait::wait(&session.waitable().as_fd(), false, &session.client().outbox.control().waker, now)
+                .unwrap()
+        };
+        // The client reads nothing: some write fills its socket, and is still taken.
+        let chunk = WsMessage::binary(vec![7; WRITE_THROUGH_MAX]);
+        let mut written = 0;
+        while shared.try_write(chunk.clone()).is_ok() {
+            written += 1;
+            assert!(written < 10_000, "the socket never filled");
+        }
+        assert!(written > 1);
+        assert!(waker_rang(), "the connection thread must take over what the socket refused");
+        assert!(shared.try_write(WsMessage::text("small")).is_err(), "nothing more until the socket takes it");
     }
 }

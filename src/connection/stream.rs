@@ -41,8 +41,10 @@ pub(crate) struct TlsStream {
     /// `WouldBlock` without asking the socket again (a system call per batch of
     /// messages). Every caller waits in `poll` before sleeping, which sees newer input.
     drained: bool,
-    /// Orders the socket writes of the connection thread after a sending thread's.
-    wire: Arc<Wire>,
+    /// Orders the socket writes of the connection thread after a sending thread's; made
+    /// at the first write-through (a connection that never has one, handler mode's
+    /// included, neither allocates it nor takes its lock).
+    wire: Option<Arc<Wire>>,
     /// While a sending thread seals a message: its records, taken out of rustls rather
     /// than written (`Transport::seal`).
     sealing: Option<Vec<u8>>,
@@ -56,7 +58,7 @@ impl TlsStream {
             bytes_sent: 0,
             socket_full: false,
             drained: false,
-            wire: Arc::default(),
+            wire: None,
             sealing: None,
         })
     }
@@ -96,7 +98,12 @@ impl TlsStream {
 
     /// Whether encrypted bytes are waiting for the socket.
     pub(crate) fn wants_write(&self) -> bool {
-        self.tls.wants_write() || self.wire.pending()
+        self.tls.wants_write() || self.owes()
+    }
+
+    /// Whether a sending thread left records the socket has not taken yet.
+    fn owes(&self) -> bool {
+        self.wire.as_ref().is_some_and(|wire| wire.pending())
     }
 
     /// Decrypts what `read_tls` took in. On a TLS error, rustls has queued an alert for
@@ -183,14 +190,20 @@ impl Write for TlsStream {
             }
             return Ok(());
         }
-        if !tls.wants_write() && !wire.pending() {
+        if !tls.wants_write() && !wire.as_ref().is_some_and(|wire| wire.pending()) {
             // Nothing to write: no need to wait for a sending thread writing its own.
             *socket_full = false;
             return Ok(());
         }
-        let mut backlog = wire.lock();
-        let (taken, drained) = wire.drain(&mut backlog, sock);
-        *bytes_sent += taken;
+        let mut backlog = wire.as_ref().map(|wire| wire.lock());
+        let drained = match (wire.as_ref(), backlog.as_mut()) {
+            (Some(wire), Some(backlog)) => {
+                let (taken, drained) = wire.drain(backlog, sock);
+                *bytes_sent += taken;
+                drained
+            }
+            _ => Ok(()),
+        };
         let flushed = drained.and_then(|()| {
             while tls.wants_write() {
                 match tls.write_tls(&mut &**sock) {
@@ -316,7 +329,7 @@ impl Transport {
     /// Bytes the socket has taken so far: tells a slow client from a stuck one.
     pub(crate) fn bytes_sent(&self) -> u64 {
         match self {
-            Transport::Tls(stream) => stream.bytes_sent + stream.wire.sent_by_senders(),
+            Transport::Tls(stream) => stream.bytes_sent + stream.wire.as_ref().map_or(0, |wire| wire.sent_by_senders()),
             Transport::Plain(plain) => plain.bytes_sent,
             #[cfg(fuzzing)]
             Transport::Memory(memory) => memory.output.len() as u64,
@@ -329,7 +342,7 @@ impl Transport {
         match self {
             // Bytes a sending thread left count as full: they go first, when the socket
             // takes them.
-            Transport::Tls(stream) => stream.socket_full || stream.wire.pending(),
+            Transport::Tls(stream) => stream.socket_full || stream.owes(),
             Transport::Plain(plain) => plain.socket_full,
             #[cfg(fuzzing)]
             Transport::Memory(_) => false,
@@ -358,7 +371,8 @@ impl Transport {
     pub(crate) fn sealed(&mut self) -> Option<Sealed> {
         let Transport::Tls(stream) = self else { return None };
         let records = stream.sealing.take()?;
-        Some(Sealed { wire: Arc::clone(&stream.wire), sock: Arc::clone(&stream.sock), records })
+        let wire = Arc::clone(stream.wire.get_or_insert_with(Arc::default));
+        Some(Sealed { wire, sock: Arc::clone(&stream.sock), records })
     }
 
     /// Sends TLS `close_notify`, best effort; nothing for plain TCP.

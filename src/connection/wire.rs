@@ -16,7 +16,6 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-
 /// What the socket of one stream owes: records a sending thread sealed that the socket
 /// did not take, or the failure of its write.
 #[derive(Debug, Default)]
@@ -94,7 +93,9 @@ pub(crate) struct Sealed {
 impl Sealed {
     /// Writes the records, under the wire's lock (taken while the session was still
     /// held). `false` when the connection thread must take over: the socket did not take
-    /// them all (the rest waits in the backlog, at most one message), or the write failed.
+    /// them all (the rest waits in the backlog), or the write failed. The backlog holds
+    /// at most two messages: nobody seals while it holds anything, except one sender that
+    /// sealed before this write found the socket full, and now waits for the wire.
     pub(crate) fn write(&self, backlog: &mut Backlog) -> bool {
         let mut sock: &TcpStream = &self.sock;
         let mut taken = 0;

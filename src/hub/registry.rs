@@ -121,18 +121,21 @@ impl Registry {
     }
 
     pub(crate) fn send(&self, id: ConnectionId, message: WsMessage) -> Result<(), Error> {
-        let state = self.open_state()?;
-        match state.conns.get(&id) {
-            Some(entry) if entry.open => {
-                let Err(message) = entry.outbox.control().write_through(message) else { return Ok(()) };
-                if self.deliver(id, &entry.outbox, message) {
-                    entry.outbox.control().waker.wake();
-                }
-            }
+        let control = match self.open_state()?.conns.get(&id) {
+            Some(entry) if entry.open => Arc::clone(entry.outbox.control()),
             _ => {
                 bump(&self.stats.dropped);
                 log::debug!("{id}: not open; message dropped");
+                return Ok(());
             }
+        };
+        // As `deliver_all` does for many, without cloning the message.
+        let Err(message) = control.write_through(message) else { return Ok(()) };
+        let state = self.open_state().inspect_err(|_| bump(&self.stats.dropped))?;
+        match state.conns.get(&id) {
+            Some(entry) if self.deliver(id, &entry.outbox, message) => entry.outbox.control().waker.wake(),
+            Some(_) => {}
+            None => bump(&self.stats.dropped),
         }
         Ok(())
     }
@@ -269,7 +272,9 @@ impl Registry {
     /// queued otherwise. The writes are made outside the table's lock (to a thousand
     /// clients they take milliseconds, and connections coming and going need not wait);
     /// the rest is queued under it, so that a connection that ended meanwhile has its
-    /// message counted as dropped.
+    /// message counted as dropped. A shutdown between the two leaves the messages not
+    /// yet queued counted as dropped, and the call fails with [`Error::Closed`] though
+    /// some clients got theirs.
     fn deliver_all(&self, recipients: Vec<(ConnectionId, Arc<Control>)>, message: &WsMessage) -> Result<(), Error> {
         let to_queue: Vec<ConnectionId> = recipients
             .into_iter()
