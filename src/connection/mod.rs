@@ -206,7 +206,7 @@ impl Client {
             None => {
                 self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
                 if self.context.limits.write_through {
-                    Shared::run(session, self.outbox.control())
+                    Shared::run(session)
                 } else {
                     let mut session = session;
                     let reason = session.run();

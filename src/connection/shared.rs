@@ -50,25 +50,24 @@ impl Shared {
     /// The session itself is dropped with the last reference, which may be a sending
     /// thread's for a moment: after `finish` it writes nothing more (it refuses
     /// messages), so all that can happen there is the socket's close.
-    pub(crate) fn run(session: Session, control: &Control) -> (CloseReason, Traffic) {
+    pub(crate) fn run(session: Session) -> (CloseReason, Traffic) {
         let socket = session.waitable();
-        let shared = Shared::offer(session, control);
-        shared.frame_loop(&*socket, control)
+        Shared::offer(session).frame_loop(&*socket)
     }
 
-    /// Shares `session` with the threads that send through `control`.
-    fn offer(session: Session, control: &Control) -> Arc<Shared> {
+    /// Shares `session` with the threads that send to its connection.
+    fn offer(session: Session) -> Arc<Shared> {
         let context = Arc::clone(session.context());
-        let shared_control = session.shared_control();
-        let shared = Arc::new(Shared { session: Mutex::new(session), control: shared_control, context });
+        let control = session.shared_control();
+        let shared = Arc::new(Shared { session: Mutex::new(session), control, context });
         let frame_loop: Weak<dyn WriteThrough> = Arc::downgrade(&shared) as Weak<Shared>;
-        control.offer_write_through(frame_loop);
+        shared.control.offer_write_through(frame_loop);
         shared
     }
 
     /// `Session::run` then `Session::finish`, with the session locked from each
     /// wake-up until the next sleep.
-    fn frame_loop(&self, socket: &dyn AsFd, control: &Control) -> (CloseReason, Traffic) {
+    fn frame_loop(&self, socket: &dyn AsFd) -> (CloseReason, Traffic) {
         let mut woken: Option<io::Result<Woken>> = None;
         loop {
             let sleep = {
@@ -83,7 +82,7 @@ impl Shared {
                 }
                 session.sleep(None)
             };
-            woken = Some(wait_ready(&socket.as_fd(), sleep.interest, &control.waker, sleep.deadline));
+            woken = Some(wait_ready(&socket.as_fd(), sleep.interest, &self.control.waker, sleep.deadline));
         }
     }
 
@@ -168,9 +167,8 @@ mod tests {
         let (server_end, peer) = listener.accept().unwrap();
         server_end.set_nonblocking(true).unwrap();
         let client = Arc::new(Client { id: ID, peer, outbox, context, deadline: Instant::now() });
-        let control = client.outbox.shared_control();
         let session = Session::new(client, Transport::Plain(PlainStream::new(server_end)), None, Vec::new(), None);
-        (Shared::offer(session, &control), registry, client_end, events_rx, events_tx)
+        (Shared::offer(session), registry, client_end, events_rx, events_tx)
     }
 
     /// The next frame the client receives: an unmasked text frame of under 126 bytes.
