@@ -80,8 +80,8 @@ impl Handle {
     /// events channel is empty, the message (up to 16 KiB) is encrypted and written to
     /// the client's socket on the calling thread: a few microseconds of its time, and no
     /// wake-up of the connection's thread. Otherwise it is queued, and sent by the
-    /// connection's thread. A message for a connection that is not open, or is closing, is dropped and counted
-    /// in [`Stats::dropped`]; one that finds the client's outbound queue full closes that
+    /// connection's thread. A message for a connection that is not open, or is closing,
+    /// is dropped and counted in [`Stats::dropped`]; one that finds the client's outbound queue full closes that
     /// client with 1013 (see [`ConfigBuilder::outbound_queue`](crate::ConfigBuilder::outbound_queue)).
     ///
     /// # Errors
@@ -94,8 +94,9 @@ impl Handle {
     /// Sends a message to every open connection, each as [`send`](Handle::send) does
     /// (so in events mode the calling thread may write it to many clients itself, instead
     /// of waking each client's thread: see
-    /// [`write_through`](crate::ConfigBuilder::write_through)). The payload is shared between them, not copied. With the Redis backplane, every server of the cluster does the
-    /// same for its own connections.
+    /// [`write_through`](crate::ConfigBuilder::write_through)). The payload is shared
+    /// between them, not copied. With the Redis backplane, every server of the cluster
+    /// does the same for its own connections.
     ///
     /// # Errors
     ///

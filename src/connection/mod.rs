@@ -18,9 +18,10 @@
 //! blocks in `poll(2)` on the socket and its waker with the nearest timer as timeout
 //! (`crate::wait`). In events mode it lends them while it sleeps: `shared.rs` keeps
 //! them behind a lock that a sending thread may take to write a message itself, and
-//! `wire.rs` keeps both threads' TLS records in order on the socket. `client.rs` holds what every phase uses, `stream.rs` the rustls
-//! stream over a non-blocking socket, `trace.rs` the frame-by-frame log, `deflate.rs`
-//! permessage-deflate between the two (inflating under tungstenite, which has none).
+//! `wire.rs` keeps both threads' TLS records in order on the socket. `client.rs` holds
+//! what every phase uses, `stream.rs` the rustls stream over a non-blocking socket,
+//! `trace.rs` the frame-by-frame log, `deflate.rs` permessage-deflate between the two
+//! (inflating under tungstenite, which has none).
 
 mod client;
 mod context;
@@ -200,8 +201,7 @@ impl Client {
         let ended = match &handler {
             Some((handler, request)) => {
                 let (mut session, reason) = self.run_handler(handler, session, &info, request);
-                session.finish();
-                (reason, session.traffic)
+                (reason, session.finish())
             }
             None => {
                 self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
@@ -209,9 +209,7 @@ impl Client {
                     Shared::run(session)
                 } else {
                     let mut session = session;
-                    let reason = session.run();
-                    session.finish();
-                    (reason, session.traffic)
+                    (session.run(), session.finish())
                 }
             }
         };

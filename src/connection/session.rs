@@ -11,8 +11,9 @@
 //! unread (each Ping read would queue a Pong), so TCP pushes back on the client. What
 //! waits is then at most tungstenite's write buffer plus one message and a control frame
 //! or two, and rustls' 64 KiB of ciphertext; and, in front of it, what senders writing
-//! through left when the socket filled (`wire.rs`: at most two messages of 16 KiB). A client that takes nothing for
-//! `write_timeout` is dropped; one that takes its output slowly is served slowly.
+//! through left when the socket filled (`wire.rs`: at most two messages of 16 KiB). A
+//! client that takes nothing for `write_timeout` is dropped; one that takes its output
+//! slowly is served slowly.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -835,7 +836,8 @@ impl Session {
     /// then TLS `close_notify`, then closes TCP: within the close timeout, because the
     /// client may be gone. Meanwhile the thread wakes only when the socket takes bytes
     /// or the time is up: no message can wake it, and input is not read any more.
-    pub(crate) fn finish(&mut self) {
+    /// Returns what the connection carried, for the summary at close.
+    pub(crate) fn finish(&mut self) -> Traffic {
         self.refuse_messages();
         let deadline = Instant::now() + self.limits().close_timeout;
         while self.flush_remaining() && Instant::now() < deadline {
@@ -846,6 +848,7 @@ impl Session {
         let stream: &mut Transport = self.ws.get_mut();
         stream.close_notify();
         stream.shutdown();
+        self.traffic
     }
 
     /// Writes what tungstenite and TLS hold; returns whether some of it must wait for

@@ -77,8 +77,7 @@ impl Shared {
                     _ => session.step(),
                 };
                 if let Some(end) = end {
-                    session.finish();
-                    return (end, session.traffic);
+                    return (end, session.finish());
                 }
                 session.sleep(None)
             };

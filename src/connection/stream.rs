@@ -183,40 +183,43 @@ impl Write for TlsStream {
     /// a sending thread left, then rustls' records. While a sending thread seals, takes
     /// the records out instead.
     fn flush(&mut self) -> io::Result<()> {
-        let TlsStream { tls, sock, bytes_sent, socket_full, wire, sealing, .. } = self;
-        if let Some(records) = sealing {
-            while tls.wants_write() {
-                tls.write_tls(records)?;
+        if let Some(records) = &mut self.sealing {
+            while self.tls.wants_write() {
+                self.tls.write_tls(records)?;
             }
             return Ok(());
         }
-        if !tls.wants_write() && !wire.as_ref().is_some_and(|wire| wire.pending()) {
+        if !self.wants_write() {
             // Nothing to write: no need to wait for a sending thread writing its own.
-            *socket_full = false;
+            self.socket_full = false;
             return Ok(());
         }
-        let mut backlog = wire.as_ref().map(|wire| wire.lock());
-        let drained = match (wire.as_ref(), backlog.as_mut()) {
-            (Some(wire), Some(backlog)) => {
-                let (taken, drained) = wire.drain(backlog, sock);
+        let TlsStream { tls, sock, bytes_sent, wire, .. } = self;
+        let flushed = match wire {
+            // Under the wire's lock, after what a sending thread left.
+            Some(wire) => {
+                let mut backlog = wire.lock();
+                let (taken, drained) = wire.drain(&mut backlog, sock);
                 *bytes_sent += taken;
-                drained
+                drained.and_then(|()| write_records(tls, sock, bytes_sent))
             }
-            _ => Ok(()),
+            None => write_records(tls, sock, bytes_sent),
         };
-        let flushed = drained.and_then(|()| {
-            while tls.wants_write() {
-                match tls.write_tls(&mut &**sock) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => *bytes_sent += n as u64,
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        });
-        *socket_full = matches!(&flushed, Err(e) if would_block(e));
+        self.socket_full = matches!(&flushed, Err(e) if would_block(e));
         flushed
     }
+}
+
+/// Writes rustls' records to the socket until done or `WouldBlock`, counting what it took.
+fn write_records(tls: &mut ServerConnection, mut sock: &TcpStream, bytes_sent: &mut u64) -> io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(&mut sock) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *bytes_sent += n as u64,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The socket has nothing more for now. Only `WouldBlock`: on these non-blocking sockets a

@@ -56,29 +56,32 @@ impl Wire {
 
     /// Writes what the backlog holds, for the connection thread; `Ok` once it is empty.
     /// Returns the bytes the socket took, or why it stopped (`WouldBlock` when full).
-    pub(crate) fn drain(&self, backlog: &mut Backlog, mut sock: &TcpStream) -> (u64, io::Result<()>) {
+    pub(crate) fn drain(&self, backlog: &mut Backlog, sock: &TcpStream) -> (u64, io::Result<()>) {
         if let Some(kind) = backlog.failed {
             return (0, Err(kind.into()));
         }
-        let mut taken = 0;
-        while taken < backlog.bytes.len() {
-            match sock.write(&backlog.bytes[taken..]) {
-                Ok(0) => return self.drained(backlog, taken, Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => taken += n,
-                Err(e) => return self.drained(backlog, taken, Err(e)),
-            }
-        }
-        self.drained(backlog, taken, Ok(()))
-    }
-
-    fn drained(&self, backlog: &mut Backlog, taken: usize, result: io::Result<()>) -> (u64, io::Result<()>) {
+        let (taken, written) = write_out(sock, &backlog.bytes);
         backlog.bytes.drain(..taken);
         if backlog.bytes.is_empty() {
             backlog.bytes = Vec::new();
             self.pending.store(false, Ordering::SeqCst);
         }
-        (taken as u64, result)
+        (taken as u64, written)
     }
+}
+
+/// Writes `bytes` until the socket has taken them all or stops taking them: how many it
+/// took, and why it stopped (`WouldBlock` when full, `WriteZero` when it took nothing).
+fn write_out(mut sock: &TcpStream, bytes: &[u8]) -> (usize, io::Result<()>) {
+    let mut taken = 0;
+    while taken < bytes.len() {
+        match sock.write(&bytes[taken..]) {
+            Ok(0) => return (taken, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => taken += n,
+            Err(e) => return (taken, Err(e)),
+        }
+    }
+    (taken, Ok(()))
 }
 
 /// A message's records, sealed by a sending thread under the session's lock, for it to
@@ -97,28 +100,24 @@ impl Sealed {
     /// at most two messages: nobody seals while it holds anything, except one sender that
     /// sealed before this write found the socket full, and now waits for the wire.
     pub(crate) fn write(&self, backlog: &mut Backlog) -> bool {
-        let mut sock: &TcpStream = &self.sock;
         let mut taken = 0;
         // Behind bytes still owed (nobody writes through then, but a sender that sealed
         // just before may have left some): after them, or out of order.
         if backlog.bytes.is_empty() && backlog.failed.is_none() {
-            while taken < self.records.len() {
-                match sock.write(&self.records[taken..]) {
-                    Ok(0) => break,
-                    Ok(n) => taken += n,
-                    // Full: the rest waits (the same test as `stream::would_block`).
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        backlog.failed = Some(e.kind());
-                        self.wire.pending.store(true, Ordering::SeqCst);
-                        return false;
-                    }
+            let written;
+            (taken, written) = write_out(&self.sock, &self.records);
+            self.wire.sent.fetch_add(taken as u64, Ordering::Relaxed);
+            match written {
+                Ok(()) => return true,
+                // Full, or taking nothing: the rest waits (`WouldBlock` is the same test
+                // as `stream::would_block`).
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::WriteZero) => {}
+                Err(e) => {
+                    backlog.failed = Some(e.kind());
+                    self.wire.pending.store(true, Ordering::SeqCst);
+                    return false;
                 }
             }
-            self.wire.sent.fetch_add(taken as u64, Ordering::Relaxed);
-        }
-        if taken == self.records.len() {
-            return true;
         }
         backlog.bytes.extend_from_slice(&self.records[taken..]);
         self.wire.pending.store(true, Ordering::SeqCst);

@@ -132,10 +132,8 @@ impl Registry {
         // As `deliver_all` does for many, without cloning the message.
         let Err(message) = control.write_through(message) else { return Ok(()) };
         let state = self.open_state().inspect_err(|_| bump(&self.stats.dropped))?;
-        match state.conns.get(&id) {
-            Some(entry) if self.deliver(id, &entry.outbox, message) => entry.outbox.control().waker.wake(),
-            Some(_) => {}
-            None => bump(&self.stats.dropped),
+        if let Some(control) = self.queue(&state, id, message) {
+            control.waker.wake();
         }
         Ok(())
     }
@@ -285,20 +283,21 @@ impl Registry {
         }
         let to_wake = {
             let state = self.open_state().inspect_err(|_| add(&self.stats.dropped, to_queue.len()))?;
-            let mut to_wake = Vec::with_capacity(to_queue.len());
-            for id in to_queue {
-                match state.conns.get(&id) {
-                    Some(entry) if self.deliver(id, &entry.outbox, message.clone()) => {
-                        to_wake.push(Arc::clone(entry.outbox.control()))
-                    }
-                    Some(_) => {}
-                    None => bump(&self.stats.dropped),
-                }
-            }
-            to_wake
+            to_queue.into_iter().filter_map(|id| self.queue(&state, id, message.clone()).cloned()).collect()
         };
         wake_all(to_wake);
         Ok(())
+    }
+
+    /// Queues `message` for `id`, looked up again in `state` (the table, locked): a
+    /// connection that ended since the caller first looked has it counted as dropped.
+    /// Returns the connection's signals when it must be woken.
+    fn queue<'s>(&self, state: &'s State, id: ConnectionId, message: WsMessage) -> Option<&'s Arc<Control>> {
+        let Some(entry) = state.conns.get(&id) else {
+            bump(&self.stats.dropped);
+            return None;
+        };
+        self.deliver(id, &entry.outbox, message).then(|| entry.outbox.control())
     }
 
     /// Queues without waiting; returns whether the message was queued (the connection
