@@ -190,44 +190,52 @@ impl Client {
     fn websocket(
         self: &Arc<Self>,
         stream: Transport,
-        upgraded: Upgraded,
+        mut upgraded: Upgraded,
         handler: Option<&Handler>,
         opened: &mut Option<Opened>,
     ) {
-        let Upgraded { info, leftover, request, deflate } = upgraded;
+        let handler = handler.zip(upgraded.request.take());
+        let opened = opened.insert(self.open(&upgraded.info, handler.is_none()));
+        opened.ended = Some(match handler {
+            Some((handler, request)) => self.run_handler(handler, &request, stream, upgraded),
+            None => self.run_events(stream, upgraded),
+        });
+    }
+
+    /// Events mode: the frame loop runs here, and the application hears of the client
+    /// through the events channel.
+    // Not inlined, nor is `run_handler`: each keeps its session (rustls, tungstenite,
+    // ~800 bytes, moved more than once) in a frame of its own. Inlined into `websocket`,
+    // both sessions' slots made a 4 KiB frame that every connection thread sits under
+    // while it sleeps, and an idle connection kept one more stack page resident.
+    #[inline(never)]
+    fn run_events(self: &Arc<Self>, stream: Transport, upgraded: Upgraded) -> (CloseReason, Traffic) {
+        let Upgraded { info, leftover, deflate, .. } = upgraded;
         let session = Session::new(Arc::clone(self), stream, deflate, leftover, info.data.clone());
-        let handler = handler.zip(request);
-        let opened = opened.insert(self.open(&info, handler.is_none()));
-        let ended = match &handler {
-            Some((handler, request)) => {
-                let (mut session, reason) = self.run_handler(handler, session, &info, request);
-                (reason, session.finish())
-            }
-            None => {
-                self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
-                if self.context.limits.write_through {
-                    Shared::run(session)
-                } else {
-                    let mut session = session;
-                    (session.run(), session.finish())
-                }
-            }
-        };
-        opened.ended = Some(ended);
+        self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
+        if self.context.limits.write_through {
+            Shared::run(session)
+        } else {
+            let mut session = session;
+            (session.run(), session.finish())
+        }
     }
 
     /// Handler mode: the application's handler runs the frame loop through a
     /// [`Connection`]. An error or a panic in it closes the connection with 1011; either
     /// way the close handshake then runs to its end here.
+    #[inline(never)]
     fn run_handler(
-        &self,
+        self: &Arc<Self>,
         handler: &Handler,
-        mut session: Session,
-        info: &ConnectionInfo,
         request: &Request,
-    ) -> (Session, CloseReason) {
+        stream: Transport,
+        upgraded: Upgraded,
+    ) -> (CloseReason, Traffic) {
+        let Upgraded { info, leftover, deflate, .. } = upgraded;
+        let mut session = Session::new(Arc::clone(self), stream, deflate, leftover, info.data.clone());
         session.deliver_to(Delivery::Inbox(Default::default()));
-        let mut conn = Connection { session, info, request };
+        let mut conn = Connection { session, info: &info, request };
         let outcome = catch_unwind(AssertUnwindSafe(|| (handler.0)(&mut conn)));
         let failed = match outcome {
             Ok(Ok(())) => false,
@@ -243,9 +251,8 @@ impl Client {
                 true
             }
         };
-        let mut session = conn.session;
-        let reason = session.after_handler(failed);
-        (session, reason)
+        let reason = conn.session.after_handler(failed);
+        (reason, conn.session.finish())
     }
 
     /// The TLS handshake, then the HTTP request, under one deadline. `None` when the

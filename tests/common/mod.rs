@@ -41,6 +41,9 @@ impl TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("tinywss-test-{}-{n}", std::process::id()));
+        // A directory by this name is a leftover of an earlier test process that had the
+        // same pid and was killed before it could clean up: start from an empty one.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }

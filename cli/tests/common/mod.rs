@@ -30,6 +30,9 @@ impl TempDir {
         static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("tinywss-cli-{name}-{}-{n}", std::process::id()));
+        // A leftover of an earlier test process with the same pid, killed before its
+        // cleanup: start from an empty directory.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
