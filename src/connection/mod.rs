@@ -101,7 +101,10 @@ pub(crate) struct Established {
     handler: Option<Handler>,
     lifeline: Lifeline,
     stream: Transport,
-    upgraded: Upgraded,
+    /// Boxed, as it moves from the worker to the connection thread and down its first
+    /// calls: each move of 200 bytes would be one more slot in a frame the connection
+    /// thread keeps for its whole life.
+    upgraded: Box<Upgraded>,
 }
 
 impl Established {
@@ -144,7 +147,7 @@ pub(crate) fn handshake(accepted: Accepted) -> Option<Established> {
         return None;
     };
     let Client { outbox, context, .. } = client;
-    Some(Established { id, peer, outbox, context, slot, handler, lifeline, stream, upgraded })
+    Some(Established { id, peer, outbox, context, slot, handler, lifeline, stream, upgraded: Box::new(upgraded) })
 }
 
 /// The WebSocket, on the connection's own thread: from the Open event to the Close event.
@@ -187,38 +190,61 @@ struct Opened {
 impl Client {
     /// The WebSocket's phases in order. `opened` is set as soon as the connection is
     /// open, so that the Close event follows whatever happens next.
+    //
+    // The functions from here down to the frame loop watch their stack frames: a
+    // connection thread keeps every stack page its deepest call touched for as long as it
+    // lives. So what only the start needs (the session's ingredients, the Open event, the
+    // handler's outcome and its log line) lives in frames that return before the loop
+    // runs; the request's details stay boxed; each mode's session (~700 bytes) has one
+    // place, never two slots. Measured: with `run_handler` and `run_events` inlined here,
+    // this frame was 4 KiB, and each connection held one stack page (4 KiB) more, idle or
+    // carrying messages.
     fn websocket(
         self: &Arc<Self>,
         stream: Transport,
-        mut upgraded: Upgraded,
+        mut upgraded: Box<Upgraded>,
         handler: Option<&Handler>,
         opened: &mut Option<Opened>,
     ) {
         let handler = handler.zip(upgraded.request.take());
         let opened = opened.insert(self.open(&upgraded.info, handler.is_none()));
         opened.ended = Some(match handler {
-            Some((handler, request)) => self.run_handler(handler, &request, stream, upgraded),
+            Some((handler, request)) => self.run_handler(handler, &request, stream, &mut upgraded),
             None => self.run_events(stream, upgraded),
         });
     }
 
     /// Events mode: the frame loop runs here, and the application hears of the client
-    /// through the events channel.
-    // Not inlined, nor is `run_handler`: each keeps its session (rustls, tungstenite,
-    // ~800 bytes, moved more than once) in a frame of its own. Inlined into `websocket`,
-    // both sessions' slots made a 4 KiB frame that every connection thread sits under
-    // while it sleeps, and an idle connection kept one more stack page resident.
+    /// through the events channel. The session lives in the shared session's allocation
+    /// or, without write-through, in `run_queued`'s frame.
     #[inline(never)]
-    fn run_events(self: &Arc<Self>, stream: Transport, upgraded: Upgraded) -> (CloseReason, Traffic) {
-        let Upgraded { info, leftover, deflate, .. } = upgraded;
+    fn run_events(self: &Arc<Self>, stream: Transport, upgraded: Box<Upgraded>) -> (CloseReason, Traffic) {
+        if self.context.limits.write_through {
+            self.shared_session(stream, upgraded).run()
+        } else {
+            self.run_queued(stream, upgraded)
+        }
+    }
+
+    #[inline(never)]
+    fn shared_session(self: &Arc<Self>, stream: Transport, upgraded: Box<Upgraded>) -> Arc<Shared> {
+        Shared::offer(self.events_session(stream, upgraded))
+    }
+
+    #[inline(never)]
+    fn run_queued(self: &Arc<Self>, stream: Transport, upgraded: Box<Upgraded>) -> (CloseReason, Traffic) {
+        let mut session = self.events_session(stream, upgraded);
+        (session.run(), session.finish())
+    }
+
+    /// The session of an events-mode connection, its Open event sent.
+    // Boxed on purpose: by value, each caller would keep a 200-byte slot for it.
+    #[allow(clippy::boxed_local)]
+    fn events_session(self: &Arc<Self>, stream: Transport, upgraded: Box<Upgraded>) -> Session {
+        let Upgraded { info, leftover, deflate, .. } = *upgraded;
         let session = Session::new(Arc::clone(self), stream, deflate, leftover, info.data.clone());
         self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
-        if self.context.limits.write_through {
-            Shared::run(session)
-        } else {
-            let mut session = session;
-            (session.run(), session.finish())
-        }
+        session
     }
 
     /// Handler mode: the application's handler runs the frame loop through a
@@ -230,14 +256,27 @@ impl Client {
         handler: &Handler,
         request: &Request,
         stream: Transport,
-        upgraded: Upgraded,
+        upgraded: &mut Upgraded,
     ) -> (CloseReason, Traffic) {
+        // Borrowed, not moved onto this frame.
         let Upgraded { info, leftover, deflate, .. } = upgraded;
-        let mut session = Session::new(Arc::clone(self), stream, deflate, leftover, info.data.clone());
-        session.deliver_to(Delivery::Inbox(Default::default()));
-        let mut conn = Connection { session, info: &info, request };
+        let (deflate, leftover, data) = (deflate.take(), std::mem::take(leftover), info.data.clone());
+        // Made in place: a session moved into the `Connection` would take two slots.
+        let mut conn =
+            Connection { session: Session::new(Arc::clone(self), stream, deflate, leftover, data), info, request };
+        conn.session.deliver_to(Delivery::Inbox(Default::default()));
         let outcome = catch_unwind(AssertUnwindSafe(|| (handler.0)(&mut conn)));
-        let failed = match outcome {
+        let failed = self.handler_failed(outcome);
+        let reason = conn.session.after_handler(failed);
+        (reason, conn.session.finish())
+    }
+
+    /// Whether the handler failed (returned an error other than `Closed`, or panicked);
+    /// logged and counted here. Apart from `run_handler`, whose frame the handler runs
+    /// under, so that the formatting's temporaries do not add to it.
+    #[inline(never)]
+    fn handler_failed(&self, outcome: std::thread::Result<Result<(), HandlerError>>) -> bool {
+        match outcome {
             Ok(Ok(())) => false,
             // The connection was closing or over when the handler sent: nothing failed.
             Ok(Err(e)) if matches!(e.downcast_ref::<Error>(), Some(Error::Closed)) => false,
@@ -250,9 +289,7 @@ impl Client {
                 self.panicked("the handler", "closing with 1011", &*panic);
                 true
             }
-        };
-        let reason = conn.session.after_handler(failed);
-        (reason, conn.session.finish())
+        }
     }
 
     /// The TLS handshake, then the HTTP request, under one deadline. `None` when the

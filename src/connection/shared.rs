@@ -50,13 +50,13 @@ impl Shared {
     /// The session itself is dropped with the last reference, which may be a sending
     /// thread's for a moment: after `finish` it writes nothing more (it refuses
     /// messages), so all that can happen there is the socket's close.
-    pub(crate) fn run(session: Session) -> (CloseReason, Traffic) {
-        let socket = session.waitable();
-        Shared::offer(session).frame_loop(&*socket)
+    pub(crate) fn run(self: Arc<Self>) -> (CloseReason, Traffic) {
+        let socket = self.lock().waitable();
+        self.frame_loop(&*socket)
     }
 
     /// Shares `session` with the threads that send to its connection.
-    fn offer(session: Session) -> Arc<Shared> {
+    pub(crate) fn offer(session: Session) -> Arc<Shared> {
         let context = Arc::clone(session.context());
         let control = session.shared_control();
         let shared = Arc::new(Shared { session: Mutex::new(session), control, context });
