@@ -64,3 +64,38 @@ fn slow_application_loses_nothing_and_handle_calls_return() {
     assert_eq!(ticks as u64 + stats.dropped, 2_000, "{stats:?}");
     assert_eq!(stats.messages_in, MESSAGES as u64);
 }
+
+/// A client whose messages wait for a slow application is not ended as idle: its
+/// messages count from when they were read, not from when the read that waited began.
+#[test]
+fn messages_waiting_for_the_application_keep_the_client_from_idling() {
+    let idle = std::time::Duration::from_millis(400);
+    let server = start(|b| b.events_capacity(4).idle_timeout(Some(idle)));
+    let events = server.server.events();
+    let (addr, ca) = (server.addr, server.certs.files.ca.clone());
+    let mut client = common::connect(addr, &ca, "/").unwrap();
+    let conn = match events.recv_timeout(common::PATIENCE).unwrap() {
+        Event::Open { conn, .. } => conn,
+        other => panic!("{other:?}"),
+    };
+    // More than the connection's share of the channel, in one write: one read batch.
+    for i in 0..16 {
+        client.write(WsMessage::text(format!("{i}"))).unwrap();
+    }
+    client.flush().unwrap();
+    let handle = server.handle();
+    common::eventually("the connection thread waits", || handle.stats().events_throttled >= 1);
+    // The application is away for longer than the idle timeout, while the connection
+    // thread waits in the middle of its batch.
+    thread::sleep(idle * 2);
+    for i in 0..16 {
+        match events.recv_timeout(common::PATIENCE).expect("messages went missing") {
+            Event::Message { message: Message::Text(text), .. } => assert_eq!(text, i.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The last of them was read a moment ago: the connection is still open.
+    handle.send(conn, "still here").unwrap();
+    assert_eq!(read_data(&mut client), WsMessage::text("still here"));
+    assert!(events.try_recv().is_err(), "no Close event: {:?}", events.try_recv());
+}

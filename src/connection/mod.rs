@@ -206,43 +206,70 @@ impl Client {
         handler: Option<&Handler>,
         opened: &mut Option<Opened>,
     ) {
-        let handler = handler.zip(upgraded.request.take());
-        let opened = opened.insert(self.open(&upgraded.info, handler.is_none()));
-        opened.ended = Some(match handler {
-            Some((handler, request)) => self.run_handler(handler, &request, stream, &mut upgraded),
-            None => self.run_events(stream, upgraded),
-        });
+        let ended = match handler.zip(upgraded.request.take()) {
+            Some((handler, request)) => self.run_handler(handler, &request, stream, &mut upgraded, opened),
+            None => self.run_events(stream, upgraded, opened),
+        };
+        if let Some(opened) = opened {
+            opened.ended = Some(ended);
+        }
     }
 
     /// Events mode: the frame loop runs here, and the application hears of the client
     /// through the events channel. The session lives in the shared session's allocation
     /// or, without write-through, in `run_queued`'s frame.
     #[inline(never)]
-    fn run_events(self: &Arc<Self>, stream: Transport, upgraded: Box<Upgraded>) -> (CloseReason, Traffic) {
+    fn run_events(
+        self: &Arc<Self>,
+        stream: Transport,
+        upgraded: Box<Upgraded>,
+        opened: &mut Option<Opened>,
+    ) -> (CloseReason, Traffic) {
         if self.context.limits.write_through {
-            self.shared_session(stream, upgraded).run()
+            self.shared_session(stream, upgraded, opened).run()
         } else {
-            self.run_queued(stream, upgraded)
+            self.run_queued(stream, upgraded, opened)
         }
     }
 
+    /// The session, shared with the threads that send to the client (write-through).
+    /// Made here, so that its set-up returns before the loop runs.
     #[inline(never)]
-    fn shared_session(self: &Arc<Self>, stream: Transport, upgraded: Box<Upgraded>) -> Arc<Shared> {
-        Shared::offer(self.events_session(stream, upgraded))
+    fn shared_session(
+        self: &Arc<Self>,
+        stream: Transport,
+        upgraded: Box<Upgraded>,
+        opened: &mut Option<Opened>,
+    ) -> Arc<Shared> {
+        Shared::offer(self.events_session(stream, upgraded, opened))
     }
 
+    /// Events mode with write-through off: the session in this frame, the loop below it.
     #[inline(never)]
-    fn run_queued(self: &Arc<Self>, stream: Transport, upgraded: Box<Upgraded>) -> (CloseReason, Traffic) {
-        let mut session = self.events_session(stream, upgraded);
+    fn run_queued(
+        self: &Arc<Self>,
+        stream: Transport,
+        upgraded: Box<Upgraded>,
+        opened: &mut Option<Opened>,
+    ) -> (CloseReason, Traffic) {
+        let mut session = self.events_session(stream, upgraded, opened);
         (session.run(), session.finish())
     }
 
-    /// The session of an events-mode connection, its Open event sent.
+    /// The session of an events-mode connection, then the connection opened and the Open
+    /// event sent.
     // Boxed on purpose: by value, each caller would keep a 200-byte slot for it.
     #[allow(clippy::boxed_local)]
-    fn events_session(self: &Arc<Self>, stream: Transport, upgraded: Box<Upgraded>) -> Session {
-        let Upgraded { info, leftover, deflate, .. } = *upgraded;
-        let session = Session::new(Arc::clone(self), stream, deflate, leftover, info.data.clone());
+    #[inline(never)]
+    fn events_session(
+        self: &Arc<Self>,
+        stream: Transport,
+        mut upgraded: Box<Upgraded>,
+        opened: &mut Option<Opened>,
+    ) -> Session {
+        let session = self.new_session(stream, &mut upgraded);
+        *opened = Some(self.open(&upgraded.info, true));
+        let Upgraded { info, .. } = *upgraded;
         self.context.events.emit(Event::Open { conn: self.id, info: Box::new(info) });
         session
     }
@@ -257,13 +284,11 @@ impl Client {
         request: &Request,
         stream: Transport,
         upgraded: &mut Upgraded,
+        opened: &mut Option<Opened>,
     ) -> (CloseReason, Traffic) {
-        // Borrowed, not moved onto this frame.
-        let Upgraded { info, leftover, deflate, .. } = upgraded;
-        let (deflate, leftover, data) = (deflate.take(), std::mem::take(leftover), info.data.clone());
         // Made in place: a session moved into the `Connection` would take two slots.
-        let mut conn =
-            Connection { session: Session::new(Arc::clone(self), stream, deflate, leftover, data), info, request };
+        let mut conn = Connection { session: self.new_session(stream, upgraded), info: &upgraded.info, request };
+        *opened = Some(self.open(conn.info, false));
         conn.session.deliver_to(Delivery::Inbox(Default::default()));
         let outcome = catch_unwind(AssertUnwindSafe(|| (handler.0)(&mut conn)));
         let failed = self.handler_failed(outcome);
@@ -271,8 +296,17 @@ impl Client {
         (reason, conn.session.finish())
     }
 
+    /// The session over `stream`, taking from `upgraded` the bytes that came behind the
+    /// request and the compression agreed on. Made before the connection opens: a panic
+    /// in it (the application's logger, say) must not leave a Close event without an
+    /// Open event.
+    fn new_session(self: &Arc<Self>, stream: Transport, upgraded: &mut Upgraded) -> Session {
+        let (deflate, leftover) = (upgraded.deflate.take(), std::mem::take(&mut upgraded.leftover));
+        Session::new(Arc::clone(self), stream, deflate, leftover, upgraded.info.data.clone())
+    }
+
     /// Whether the handler failed (returned an error other than `Closed`, or panicked);
-    /// logged and counted here. Apart from `run_handler`, whose frame the handler runs
+    /// logged and counted here. Kept out of `run_handler`, whose frame the handler runs
     /// under, so that the formatting's temporaries do not add to it.
     #[inline(never)]
     fn handler_failed(&self, outcome: std::thread::Result<Result<(), HandlerError>>) -> bool {
