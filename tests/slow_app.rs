@@ -84,7 +84,7 @@ fn messages_waiting_for_the_application_keep_the_client_from_idling() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    // The last of them was read a moment ago: the connection is still open.
+    // The batch that carried them ended a moment ago: the connection is still open.
     handle.send(conn, "still here").unwrap();
     assert_eq!(read_data(&mut client), WsMessage::text("still here"));
     assert!(events.try_recv().is_err(), "no Close event: {:?}", events.try_recv());
