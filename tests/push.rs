@@ -2,7 +2,9 @@
 
 mod common;
 
+use std::sync::{Arc, Barrier};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{next_open, read_data, start, start_with_client, Started};
 use tungstenite::Message as WsMessage;
@@ -77,11 +79,26 @@ fn sends_from_many_threads_keep_each_threads_order_while_the_client_talks() {
     const SENDERS: usize = 4;
     const EACH: usize = 300;
     const ECHOED: usize = 100;
+    // Halfway, the senders wait together until everything so far is written (the
+    // queue is empty, the echoes are done): the connection's thread goes to sleep, so
+    // the second half starts with sends that write through.
+    const HALF: usize = EACH / 2;
+    let halfway = Arc::new(Barrier::new(SENDERS));
     let senders: Vec<_> = (0..SENDERS)
         .map(|sender| {
             let handle = server.handle();
+            let halfway = Arc::clone(&halfway);
             thread::spawn(move || {
                 for i in 0..EACH {
+                    if i == HALF {
+                        halfway.wait();
+                        let written = (SENDERS * (HALF + HALF.div_ceil(50)) + ECHOED) as u64;
+                        let deadline = Instant::now() + Duration::from_secs(20);
+                        while handle.stats().messages_out < written {
+                            assert!(Instant::now() < deadline, "the first half was never written");
+                            thread::yield_now();
+                        }
+                    }
                     handle.send(conn, format!("{sender} {i}")).unwrap();
                     if i % 50 == 0 {
                         handle.broadcast(format!("{sender} b{i}")).unwrap();
@@ -119,8 +136,8 @@ fn sends_from_many_threads_keep_each_threads_order_while_the_client_talks() {
     let stats = server.handle().stats();
     assert_eq!((stats.messages_out, stats.dropped), (expected as u64, 0));
     // Both ways were taken (so the two threads' TLS records met on one socket, and the
-    // client decrypted them all): once the client has sent its messages, the
-    // connection's thread sleeps and the senders write through.
+    // client decrypted them all): from halfway on, the connection's thread sleeps
+    // between sends, and the senders write through.
     assert!(stats.messages_written_through > 0, "{stats:?}");
 }
 
