@@ -15,11 +15,11 @@
 //!
 //! It writes through only when the application has taken every event: with events
 //! still waiting, more sends are on their way, and the queue lets the connection thread
-//! write them in one batch with one system call (woken by the first of them, it yields
-//! the core once before taking the queue, so that the batch is whole). It never waits for the session: a
-//! session in use means the connection thread is awake, and will take the queue on its
-//! way. (It may wait for the wire while another sender writes: one non-blocking system
-//! call.)
+//! write them in one batch with one system call (woken by the first of them, it lets
+//! the application finish its burst first: `Session::woke`). It never waits for the
+//! session: a session in use means the connection thread is awake, and will take the
+//! queue on its way. (It may wait for the wire while another sender writes: one
+//! non-blocking system call.)
 
 use std::io;
 use std::os::fd::AsFd;
@@ -71,9 +71,6 @@ impl Shared {
     fn frame_loop(&self, socket: &dyn AsFd) -> (CloseReason, Traffic) {
         let mut woken: Option<io::Result<Woken>> = None;
         loop {
-            if matches!(woken, Some(Ok(Woken { waker: true, .. }))) {
-                self.let_the_application_finish_its_burst();
-            }
             let sleep = {
                 let mut session = self.lock();
                 let end = match woken.take().map(|woken| session.woke(woken)) {
@@ -86,18 +83,6 @@ impl Shared {
                 session.sleep(None)
             };
             woken = Some(wait_ready(&socket.as_fd(), sleep.interest, &self.control.waker, sleep.deadline));
-        }
-    }
-
-    /// Woken by a send (or a close) while the application still has events to take:
-    /// more sends are on their way. On a shared core this thread would otherwise run
-    /// at once, take the one message queued so far, write it and sleep, and be woken
-    /// again by the next send. Giving the core back once lets the application queue
-    /// its burst, which this thread then writes in one go (measured in
-    /// `bench/NOTES.md`). A thread with a core to itself returns from the yield at once.
-    fn let_the_application_finish_its_burst(&self) {
-        if !self.context.events.all_taken() {
-            std::thread::yield_now();
         }
     }
 
