@@ -140,8 +140,8 @@
 //!   handshake and messages from the [`Handle`] keep flowing. No thread between the
 //!   socket and the code that answers, and a burst of requests leaves in one flush: the
 //!   faster mode on every throughput figure (`BENCHMARKS.md` in the repository: 64-byte
-//!   ping-pong with one client 47.2k against 37.7k messages/s, 50 clients with 32 in
-//!   flight 1.53M against 661k, the server on one core), for work that each client does
+//!   ping-pong with one client 46.1k against 37.9k messages/s, 50 clients with 32 in
+//!   flight 1.31M against 805k, the server on one core), for work that each client does
 //!   on its own.
 //!
 //! ## Rooms across servers (feature `redis`)
