@@ -295,13 +295,14 @@ impl Session {
         }
     }
 
-    /// Events mode, woken by a send (or a close) while the application still has events
-    /// to take: more sends are on their way. On a shared core this thread would otherwise
-    /// run at once, take the one message queued so far, write it and sleep, to be woken
-    /// again by the next send. Giving the core back once lets the application queue the
-    /// rest of its burst, which this thread then writes in one go (measured in
-    /// `bench/NOTES.md`); meanwhile the waker stays rung, so those sends ring nothing.
-    /// A thread with a core to itself returns from the yield at once.
+    /// Events mode, woken (by a send, usually) while the application still has events to
+    /// take, from any connection: more sends are likely on their way. On a shared core
+    /// this thread would otherwise run at once, take the one message queued so far, write
+    /// it and sleep, to be woken again by the next send. Giving the core back once lets
+    /// the application queue the rest of its burst, which this thread then writes in one
+    /// go (measured in `bench/NOTES.md`). Meanwhile the waker stays rung, so those sends
+    /// ring nothing, and (in the write-through loop) the session stays locked, so they
+    /// queue. A thread with a core to itself returns from the yield at once.
     fn let_the_application_finish_its_burst(&self) {
         if matches!(self.delivery, Delivery::Events) && !self.client.context.events.all_taken() {
             std::thread::yield_now();
