@@ -33,12 +33,9 @@ fn a_flooding_client_does_not_hold_back_the_others() {
     let server = start(|b| b.events_capacity(CAPACITY));
     let events = server.server.events();
     let mut good = server.connect("/");
-    assert!(matches!(events.recv_timeout(common::PATIENCE), Ok(Event::Open { .. })));
+    common::next_open(&events);
     let mut flood = server.connect("/");
-    let flooder = match events.recv_timeout(common::PATIENCE) {
-        Ok(Event::Open { conn, .. }) => conn,
-        other => panic!("{other:?}"),
-    };
+    let flooder = common::next_open(&events);
 
     // The application: slow with the flooder's messages (checking their order), echoes
     // the good client's and notes when they came.

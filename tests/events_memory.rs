@@ -76,12 +76,9 @@ fn large_messages_wait_in_tcp_not_in_the_events_channel() {
     let server = start(|b| b);
     let events = server.server.events();
     let mut good = server.connect("/");
-    assert!(matches!(events.recv_timeout(common::PATIENCE), Ok(Event::Open { .. })));
+    common::next_open(&events);
     let mut flood = server.connect("/");
-    let flooder = match events.recv_timeout(common::PATIENCE) {
-        Ok(Event::Open { conn, .. }) => conn,
-        other => panic!("{other:?}"),
-    };
+    let flooder = common::next_open(&events);
     let progress = Arc::new(Progress::default());
     let app = slow_application(&server, flooder, Arc::clone(&progress));
     let before = proc_status_kib("VmRSS");

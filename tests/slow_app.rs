@@ -5,7 +5,7 @@ mod common;
 
 use std::thread;
 
-use common::{read_data, start, TestServer};
+use common::{next_open, read_data, start};
 use tinywss::{Event, Message};
 use tungstenite::Message as WsMessage;
 
@@ -16,7 +16,8 @@ fn slow_application_loses_nothing_and_handle_calls_return() {
     // DropNewest: the broadcasts that do not fit the stuck client's queue are counted.
     let server = start(|b| b.events_capacity(4).slow_consumer_policy(tinywss::SlowConsumerPolicy::DropNewest));
     let events = server.server.events();
-    let (mut client, conn) = open_one(&server, &events);
+    let mut client = server.connect("/");
+    let conn = next_open(&events);
     // The client sends far more than the channel holds, from its own thread.
     let sender = thread::spawn(move || {
         for i in 0..MESSAGES {
@@ -67,7 +68,8 @@ fn messages_waiting_for_the_application_keep_the_client_from_idling() {
     let idle = std::time::Duration::from_millis(400);
     let server = start(|b| b.events_capacity(4).idle_timeout(Some(idle)));
     let events = server.server.events();
-    let (mut client, conn) = open_one(&server, &events);
+    let mut client = server.connect("/");
+    let conn = next_open(&events);
     // More than the connection's share of the channel, in one write: one read batch.
     for i in 0..16 {
         client.write(WsMessage::text(format!("{i}"))).unwrap();
@@ -88,16 +90,4 @@ fn messages_waiting_for_the_application_keep_the_client_from_idling() {
     handle.send(conn, "still here").unwrap();
     assert_eq!(read_data(&mut client), WsMessage::text("still here"));
     assert!(events.try_recv().is_err(), "no Close event: {:?}", events.try_recv());
-}
-
-/// Connects one client and takes its Open event.
-fn open_one(
-    server: &TestServer,
-    events: &crossbeam_channel::Receiver<Event>,
-) -> (common::Client, tinywss::ConnectionId) {
-    let client = server.connect("/");
-    match events.recv_timeout(common::PATIENCE).unwrap() {
-        Event::Open { conn, .. } => (client, conn),
-        other => panic!("{other:?}"),
-    }
 }

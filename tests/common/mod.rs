@@ -211,13 +211,32 @@ pub fn connect_with(
     })
 }
 
+/// Where a test takes its events from: the echo helper's channel ([`TestServer::echo`])
+/// or the server's own (`Server::events`), for a test that is the application itself.
+pub trait Events {
+    /// The next event, or `None` after `patience`.
+    fn recv_within(&self, patience: Duration) -> Option<Event>;
+}
+
+impl Events for mpsc::Receiver<Event> {
+    fn recv_within(&self, patience: Duration) -> Option<Event> {
+        self.recv_timeout(patience).ok()
+    }
+}
+
+impl Events for crossbeam_channel::Receiver<Event> {
+    fn recv_within(&self, patience: Duration) -> Option<Event> {
+        self.recv_timeout(patience).ok()
+    }
+}
+
 /// The next event, or a panic after [`PATIENCE`].
-pub fn next_event(events: &mpsc::Receiver<Event>) -> Event {
-    events.recv_timeout(PATIENCE).expect("no event in time")
+pub fn next_event(events: &impl Events) -> Event {
+    events.recv_within(PATIENCE).expect("no event in time")
 }
 
 /// Waits for the Open event and returns the connection id.
-pub fn next_open(events: &mpsc::Receiver<Event>) -> ConnectionId {
+pub fn next_open(events: &impl Events) -> ConnectionId {
     match next_event(events) {
         Event::Open { conn, .. } => conn,
         other => panic!("expected Open, got {other:?}"),
