@@ -365,3 +365,68 @@ fn a_wakeup_from_another_thread_ends_recv_timeout_early() {
     // The handler still serves its client after the wake-up.
     assert_echo(&mut client, "still here");
 }
+
+/// A handler busy with other work looks at its client between times: a zero timeout,
+/// or `flush`. What the client sent after its input last ran dry must still be read.
+fn poll_between_other_work(conn: &mut Connection<'_>, mut look: impl FnMut(&mut Connection<'_>) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if look(conn) {
+            return;
+        }
+        // The handler's other work.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_zero_timeout_reads_what_came_after_the_input_ran_dry() {
+    let server = start_handler(
+        |b| b,
+        |conn| {
+            // Reading "first" reads on until the socket has no more: the input ran dry.
+            let Some(first) = conn.recv() else { return Ok(()) };
+            conn.send(first)?;
+            poll_between_other_work(conn, |conn| match conn.recv_timeout(Duration::ZERO) {
+                Ok(message) => conn.send(message).is_ok(),
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            });
+            conn.send("the handler gave up")?;
+            Ok(())
+        },
+    );
+    let mut client = server.connect("/");
+    assert_echo(&mut client, "first");
+    assert_echo(&mut client, "sent while the handler was busy");
+}
+
+#[test]
+fn flush_sees_a_close_that_came_after_the_input_ran_dry() {
+    let (seen, seen_rx) = mpsc::channel();
+    let seen = std::sync::Mutex::new(seen);
+    let server = start_handler(
+        |b| b,
+        move |conn| {
+            let Some(first) = conn.recv() else { return Ok(()) };
+            conn.send(first)?;
+            let mut closed = false;
+            poll_between_other_work(conn, |conn| {
+                closed = conn.flush().is_err();
+                closed
+            });
+            let _ = seen.lock().unwrap().send(closed);
+            Ok(())
+        },
+    );
+    let mut client = server.connect("/");
+    assert_echo(&mut client, "first");
+    client.close(None).unwrap();
+    // The server's Close reply comes back; then the handler's flush fails.
+    match client.read() {
+        Ok(WsMessage::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => {}
+        Ok(other) => panic!("expected the Close reply, got {other:?}"),
+        Err(e) => panic!("no Close reply: {e}"),
+    }
+    assert_eq!(seen_rx.recv_timeout(PATIENCE), Ok(true), "the handler's flush never saw the Close");
+}

@@ -95,7 +95,9 @@ impl Connection<'_> {
     }
 
     /// Like [`recv`](Connection::recv), but waits at most `timeout`: for a handler that
-    /// also has work of its own on a clock (a game tick, a sensor reading).
+    /// also has work of its own on a clock (a game tick, a sensor reading). A zero
+    /// timeout looks at the socket once without waiting: a handler busy with other work
+    /// can take what its client sent meanwhile.
     ///
     /// # Errors
     ///

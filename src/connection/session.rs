@@ -313,6 +313,8 @@ impl Session {
     /// (queued pushes, timers, the close handshake) done meanwhile, and one flush of what
     /// the handler sent before sleeping. Waits until `until` at most.
     pub(crate) fn next_message(&mut self, until: Option<Instant>) -> Next {
+        // Whether this call has polled the socket: see the time check below.
+        let mut looked = false;
         loop {
             if let Delivery::Inbox(inbox) = &mut self.delivery {
                 if let Some(message) = inbox.pop() {
@@ -333,12 +335,16 @@ impl Session {
             if until.is_some() && self.control().take_handler_wake() {
                 return Next::TimedOut;
             }
-            if until.is_some_and(|until| Instant::now() >= until) {
+            // Time is up; but once the input ran dry only a poll sees what came since,
+            // so a call that has not polled yet (a zero timeout) polls once, without
+            // waiting, before it gives up. Else it would never read anything new.
+            if until.is_some_and(|until| Instant::now() >= until) && (looked || !self.input_dry) {
                 return Next::TimedOut;
             }
             if let Err(end) = self.wait(until) {
                 self.ended = Some(end);
             }
+            looked = true;
         }
     }
 
@@ -432,7 +438,7 @@ impl Session {
     /// keeps the connection alive by calling this.
     pub(crate) fn flush_all(&mut self) -> Result<(), Error> {
         if self.ended.is_none() {
-            if let Some(end) = self.step() {
+            if let Some(end) = self.look_if_dry().err().or_else(|| self.step()) {
                 self.ended = Some(end);
             }
         }
@@ -440,6 +446,16 @@ impl Session {
             return Err(Error::Closed);
         }
         self.drain()
+    }
+
+    /// Polls the socket without waiting when its input ran dry: only a poll sees what
+    /// came since (`step` reads only what a poll has announced), and the handler that
+    /// calls this does not wait for one.
+    fn look_if_dry(&mut self) -> Result<(), CloseReason> {
+        if !self.input_dry {
+            return Ok(());
+        }
+        self.wait(Some(Instant::now()))
     }
 
     /// Flushes, waiting for the socket while it is full; `Err` when the connection ended.
