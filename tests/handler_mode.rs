@@ -367,38 +367,67 @@ fn a_wakeup_from_another_thread_ends_recv_timeout_early() {
 }
 
 /// A handler busy with other work looks at its client between times: a zero timeout,
-/// or `flush`. What the client sent after its input last ran dry must still be read.
-fn poll_between_other_work(conn: &mut Connection<'_>, mut look: impl FnMut(&mut Connection<'_>) -> bool) {
+/// a wait a wake-up ends, or `flush`. What the client sent after its input last ran dry
+/// must still be read. Whether `look` found what it looked for, in time.
+fn poll_between_other_work(conn: &mut Connection<'_>, mut look: impl FnMut(&mut Connection<'_>) -> bool) -> bool {
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
         if look(conn) {
-            return;
+            return true;
         }
         // The handler's other work.
         std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Echoes a first message (reading it reads on until the socket has no more: the input
+/// ran dry), then echoes the next one found by `look`, or says it gave up.
+fn echo_twice(
+    look: impl Fn(&mut Connection<'_>) -> Result<Message, RecvTimeoutError> + Send + Sync + 'static,
+) -> impl Fn(&mut Connection<'_>) -> Result<(), HandlerError> + Send + Sync + 'static {
+    move |conn| {
+        let Some(first) = conn.recv() else { return Ok(()) };
+        conn.send(first)?;
+        let mut second = None;
+        let found = poll_between_other_work(conn, |conn| match look(conn) {
+            Ok(message) => {
+                second = Some(message);
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        });
+        match second {
+            Some(message) => conn.send(message)?,
+            None => conn.send(if found { "the client left" } else { "the handler gave up" })?,
+        }
+        Ok(())
     }
 }
 
 #[test]
 fn a_zero_timeout_reads_what_came_after_the_input_ran_dry() {
-    let server = start_handler(
-        |b| b,
-        |conn| {
-            // Reading "first" reads on until the socket has no more: the input ran dry.
-            let Some(first) = conn.recv() else { return Ok(()) };
-            conn.send(first)?;
-            poll_between_other_work(conn, |conn| match conn.recv_timeout(Duration::ZERO) {
-                Ok(message) => conn.send(message).is_ok(),
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
-            });
-            conn.send("the handler gave up")?;
-            Ok(())
-        },
-    );
+    let server = start_handler(|b| b, echo_twice(|conn| conn.recv_timeout(Duration::ZERO)));
     let mut client = server.connect("/");
     assert_echo(&mut client, "first");
     assert_echo(&mut client, "sent while the handler was busy");
+}
+
+#[test]
+fn wake_ups_faster_than_the_handler_looks_do_not_keep_its_client_unread() {
+    // A wake-up is pending at every look (a process that writes all the time, say):
+    // each wait returns at once, and must still read the client first.
+    let server = start_handler(
+        |b| b,
+        echo_twice(|conn| {
+            conn.wakeup().wake();
+            conn.recv_timeout(Duration::from_secs(3600))
+        }),
+    );
+    let mut client = server.connect("/");
+    assert_echo(&mut client, "first");
+    assert_echo(&mut client, "sent while wake-ups kept coming");
 }
 
 #[test]
@@ -410,11 +439,7 @@ fn flush_sees_a_close_that_came_after_the_input_ran_dry() {
         move |conn| {
             let Some(first) = conn.recv() else { return Ok(()) };
             conn.send(first)?;
-            let mut closed = false;
-            poll_between_other_work(conn, |conn| {
-                closed = conn.flush().is_err();
-                closed
-            });
+            let closed = poll_between_other_work(conn, |conn| conn.flush().is_err());
             let _ = seen.lock().unwrap().send(closed);
             Ok(())
         },

@@ -96,8 +96,9 @@ impl Connection<'_> {
 
     /// Like [`recv`](Connection::recv), but waits at most `timeout`: for a handler that
     /// also has work of its own on a clock (a game tick, a sensor reading). A zero
-    /// timeout looks at the socket once without waiting: a handler busy with other work
-    /// can take what its client sent meanwhile.
+    /// timeout still looks at the socket once, without waiting, as does a call that a
+    /// [`Wakeup`] ends early: a handler busy with other work still takes what its
+    /// client sent meanwhile.
     ///
     /// # Errors
     ///
@@ -133,7 +134,9 @@ impl Connection<'_> {
     /// are answered, a Close is seen), and takes close requests and timers. Call it
     /// before the handler blocks on something other than [`recv`](Connection::recv), and
     /// regularly in a handler that only sends (a stream): then `Handle::close`, shutdown
-    /// and the client's Close reach it through the `Err` this returns.
+    /// and the client's Close reach it through the `Err` this returns. Reading pauses
+    /// while 64 KiB of the client's messages wait for `recv`, and while the client's
+    /// socket is full: what comes after them, a Close too, waits with them.
     ///
     /// # Errors
     ///

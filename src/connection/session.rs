@@ -332,13 +332,21 @@ impl Session {
                 continue;
             }
             // Only a bounded wait returns for a wake-up: `recv` has no way to report one.
-            if until.is_some() && self.control().take_handler_wake() {
-                return Next::TimedOut;
-            }
-            // Time is up; but once the input ran dry only a poll sees what came since,
-            // so a call that has not polled yet (a zero timeout) polls once, without
-            // waiting, before it gives up. Else it would never read anything new.
-            if until.is_some_and(|until| Instant::now() >= until) && (looked || !self.input_dry) {
+            let woken = until.is_some() && self.control().handler_woken();
+            if woken || until.is_some_and(|until| Instant::now() >= until) {
+                // Before returning empty-handed, a call that has not polled yet looks at
+                // a socket whose input ran dry, without waiting: else a zero timeout, or
+                // wake-ups coming faster than the handler looks, would keep the client's
+                // messages (and its Close, its pongs) unread for good. A wake-up stays
+                // pending for the next call if this look finds a message.
+                if !looked && self.input_dry {
+                    looked = true;
+                    if let Err(end) = self.look_if_dry() {
+                        self.ended = Some(end);
+                    }
+                    continue;
+                }
+                self.control().take_handler_wake();
                 return Next::TimedOut;
             }
             if let Err(end) = self.wait(until) {
@@ -438,7 +446,14 @@ impl Session {
     /// keeps the connection alive by calling this.
     pub(crate) fn flush_all(&mut self) -> Result<(), Error> {
         if self.ended.is_none() {
-            if let Some(end) = self.look_if_dry().err().or_else(|| self.step()) {
+            // As `next_message` does: a step, and if the input is dry after it, a look at
+            // the socket and another step for what that look found. Looking first would
+            // miss input behind a read batch that stopped early (budget, full inbox).
+            let mut end = self.step();
+            if end.is_none() && self.input_dry {
+                end = self.look_if_dry().err().or_else(|| self.step());
+            }
+            if let Some(end) = end {
                 self.ended = Some(end);
             }
         }
@@ -448,9 +463,9 @@ impl Session {
         self.drain()
     }
 
-    /// Polls the socket without waiting when its input ran dry: only a poll sees what
-    /// came since (`step` reads only what a poll has announced), and the handler that
-    /// calls this does not wait for one.
+    /// Polls the socket without waiting when its input ran dry: `step` reads only while
+    /// the input is not dry, and only a poll says it is not any more. For the calls of
+    /// the handler that return without waiting.
     fn look_if_dry(&mut self) -> Result<(), CloseReason> {
         if !self.input_dry {
             return Ok(());

@@ -224,6 +224,11 @@ impl Control {
         self.waker.wake();
     }
 
+    /// Whether the handler was woken since it last took the wake-up (which stays).
+    pub(crate) fn handler_woken(&self) -> bool {
+        self.handler_woken.load(Ordering::SeqCst)
+    }
+
     /// Whether the handler was woken since it last looked (and forgets it).
     pub(crate) fn take_handler_wake(&self) -> bool {
         self.handler_woken.swap(false, Ordering::SeqCst)
