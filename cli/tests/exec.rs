@@ -184,3 +184,24 @@ fn a_client_that_leaves_while_its_process_does_not_read_is_noticed() {
     eventually("the process is stopped and reaped", || server.children().is_empty());
     eprintln!("process reaped {:?} after its client left", left.elapsed());
 }
+
+#[test]
+fn a_process_that_writes_all_the_time_still_hears_its_client() {
+    // Every line the process writes wakes the connection's handler: its client must
+    // still be read between the wake-ups.
+    let server = Tinywss::start(&["--exec", "sh", "-c", "while :; do echo tick; done & exec cat"]);
+    let mut client = server.connect("/");
+    assert_eq!(read_text(&mut client), "tick");
+    client.send(Message::text("hello")).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut ticks = 0u64;
+    loop {
+        match read_text(&mut client).as_str() {
+            "hello" => break,
+            "tick" => ticks += 1,
+            other => panic!("neither a tick nor the echo: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "no echo after {ticks} ticks");
+    }
+    eprintln!("the echo came after {ticks} ticks");
+}
