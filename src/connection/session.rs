@@ -313,7 +313,7 @@ impl Session {
     /// (queued pushes, timers, the close handshake) done meanwhile, and one flush of what
     /// the handler sent before sleeping. Waits until `until` at most.
     pub(crate) fn next_message(&mut self, until: Option<Instant>) -> Next {
-        // Whether this call has polled the socket: see the time check below.
+        // Whether this call has polled the socket: see below, before it returns empty-handed.
         let mut looked = false;
         loop {
             if let Delivery::Inbox(inbox) = &mut self.delivery {
