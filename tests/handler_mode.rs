@@ -21,9 +21,8 @@ fn echo(conn: &mut Connection<'_>) -> Result<(), HandlerError> {
 
 /// A handler that tells the test its connection id, then echoes.
 fn announcing_echo(ids: mpsc::Sender<ConnectionId>) -> impl Fn(&mut Connection<'_>) -> Result<(), HandlerError> {
-    let ids = std::sync::Mutex::new(ids);
     move |conn| {
-        let _ = ids.lock().unwrap().send(conn.id());
+        let _ = ids.send(conn.id());
         echo(conn)
     }
 }
@@ -76,7 +75,6 @@ fn pipelined_messages_come_back_in_order() {
 #[test]
 fn the_handler_sees_the_request_and_the_authentication_data() {
     let (seen, seen_rx) = mpsc::channel();
-    let seen = std::sync::Mutex::new(seen);
     let server = start_handler(
         |b| {
             b.authenticate(|request| {
@@ -86,7 +84,7 @@ fn the_handler_sees_the_request_and_the_authentication_data() {
         move |conn| {
             let user = conn.info().data.as_ref().and_then(|d| d.downcast_ref::<String>()).cloned();
             let agent = conn.request().header("host").map(str::to_owned);
-            let _ = seen.lock().unwrap().send((conn.id(), conn.request().path().to_owned(), user, agent));
+            let _ = seen.send((conn.id(), conn.request().path().to_owned(), user, agent));
             echo(conn)
         },
     );
@@ -219,7 +217,6 @@ fn limits_hold_as_in_events_mode() {
 #[test]
 fn a_client_that_does_not_read_slows_only_its_own_handler() {
     let (sent, sent_rx) = mpsc::channel();
-    let sent = std::sync::Mutex::new(sent);
     let server = start_handler(
         |b| b.write_timeout(Duration::from_millis(500)),
         move |conn| {
@@ -232,7 +229,7 @@ fn a_client_that_does_not_read_slows_only_its_own_handler() {
             while conn.send(Message::Binary(chunk.clone())).is_ok() {
                 count += 1;
             }
-            let _ = sent.lock().unwrap().send((count, conn.close_reason().map(ToString::to_string)));
+            let _ = sent.send((count, conn.close_reason().map(ToString::to_string)));
             Ok(())
         },
     );
@@ -273,13 +270,12 @@ fn cpu_ticks(prefix: &str) -> u64 {
 #[test]
 fn send_blocked_on_a_full_socket_after_the_ping_deadline_does_not_spin() {
     let (done, done_rx) = mpsc::channel();
-    let done = std::sync::Mutex::new(done);
     let server = start_handler(
         |b| b.write_timeout(Duration::from_secs(4)).ping_interval(Some(Duration::from_millis(200))),
         move |conn: &mut Connection<'_>| -> Result<(), HandlerError> {
             let chunk = vec![0u8; 16 << 10];
             while conn.send(Message::Binary(chunk.clone())).is_ok() {}
-            let _ = done.lock().unwrap().send(());
+            let _ = done.send(());
             Ok(())
         },
     );
@@ -299,11 +295,10 @@ fn send_blocked_on_a_full_socket_after_the_ping_deadline_does_not_spin() {
 #[test]
 fn a_streaming_handler_is_closed_by_handle_close() {
     let (ids, ids_rx) = mpsc::channel();
-    let ids = std::sync::Mutex::new(ids);
     let server = start_handler(
         |b| b,
         move |conn: &mut Connection<'_>| -> Result<(), HandlerError> {
-            let _ = ids.lock().unwrap().send(conn.id());
+            let _ = ids.send(conn.id());
             let mut n = 0u64;
             loop {
                 conn.send(Message::Text(format!("tick {n}")))?;
@@ -433,14 +428,13 @@ fn wake_ups_faster_than_the_handler_looks_do_not_keep_its_client_unread() {
 #[test]
 fn flush_sees_a_close_that_came_after_the_input_ran_dry() {
     let (seen, seen_rx) = mpsc::channel();
-    let seen = std::sync::Mutex::new(seen);
     let server = start_handler(
         |b| b,
         move |conn| {
             let Some(first) = conn.recv() else { return Ok(()) };
             conn.send(first)?;
             let closed = poll_between_other_work(conn, |conn| conn.flush().is_err());
-            let _ = seen.lock().unwrap().send(closed);
+            let _ = seen.send(closed);
             Ok(())
         },
     );
